@@ -1,0 +1,50 @@
+# The template's own tooling. `make demo` shows the defaults running; `make test` runs every test.
+
+PYTHON ?= python3
+VENV ?= .venv
+# Reinstalled whenever requirements-dev.txt changes.
+VENV_STAMP := $(VENV)/.requirements-dev.txt
+PYTEST_ARGS ?=
+
+# Where `make demo` bakes the defaults, and what it serves on.
+DEMO_DIR ?= demo
+DEMO_SLUG ?= live_todos
+DEMO_PROJECT := $(DEMO_DIR)/$(DEMO_SLUG)
+DEMO_VENV := $(DEMO_PROJECT)/.venv
+DEMO_ADDR ?= 127.0.0.1:8000
+
+.PHONY: test lint demo clean clean-demo
+
+test: $(VENV_STAMP)
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV_STAMP)
+	$(VENV)/bin/ruff check tests hooks
+
+# A fresh venv when the pins change, so a removed or downgraded package does not linger.
+$(VENV_STAMP): requirements-dev.txt
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --disable-pip-version-check --quiet -r requirements-dev.txt
+	cp requirements-dev.txt $@
+
+# An existing demo is reused (with its database and any edits), never baked over.
+demo: $(VENV_STAMP)
+	@if [ -d "$(DEMO_PROJECT)" ]; then \
+		echo "Reusing $(DEMO_PROJECT) (make clean-demo to start over)"; \
+	else \
+		$(VENV)/bin/cookiecutter . --no-input --default-config --output-dir $(DEMO_DIR); \
+	fi
+	test -x $(DEMO_VENV)/bin/python || $(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/python -m pip install --disable-pip-version-check --quiet \
+		-r $(DEMO_PROJECT)/requirements.txt
+	cd $(DEMO_PROJECT) && .venv/bin/python manage.py migrate --noinput
+	cd $(DEMO_PROJECT) && .venv/bin/python manage.py seed_demo
+	cd $(DEMO_PROJECT) && .venv/bin/python manage.py runserver $(DEMO_ADDR)
+
+clean-demo:
+	rm -rf $(DEMO_DIR)
+
+clean: clean-demo
+	rm -rf $(VENV) .cache .pytest_cache .ruff_cache
+	find tests hooks -name __pycache__ -type d -prune -exec rm -rf {} + 2>/dev/null || true

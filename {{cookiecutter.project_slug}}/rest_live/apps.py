@@ -1,0 +1,55 @@
+from django.apps import AppConfig
+from django.conf import settings
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+
+class RestLiveConfig(AppConfig):
+    name = "rest_live"
+    verbose_name = "REST live"
+
+    def ready(self):
+        # Importing the routers registers their views, which connects the model signals. Doing it
+        # here, not only where the ASGI routing is imported, makes writes from every process that
+        # loads Django broadcast: the shell, management commands, admin-only workers.
+        from rest_live.routers import RealtimeRouter
+
+        for dotted_path in getattr(settings, "REST_LIVE_ROUTERS", ()):
+            try:
+                router = import_string(dotted_path)
+            except ImportError as error:
+                raise ImproperlyConfigured(
+                    f"REST_LIVE_ROUTERS names {dotted_path!r}, which cannot be imported ({error}). "
+                    "List the dotted paths of your RealtimeRouter instances, "
+                    "e.g. 'config.routing.router'."
+                ) from error
+            if not isinstance(router, RealtimeRouter):
+                raise ImproperlyConfigured(
+                    f"REST_LIVE_ROUTERS names {dotted_path!r}, which is a "
+                    f"{type(router).__name__}, not a RealtimeRouter instance."
+                )
+        checks.register(check_settings)
+
+
+def check_settings(app_configs, **kwargs):
+    problems = []
+    if not getattr(settings, "REST_LIVE_ROUTERS", ()):
+        problems.append(
+            checks.Warning(
+                "REST_LIVE_ROUTERS is empty, so writes from processes that do not import your "
+                "websocket routing (manage.py shell, workers) will not broadcast.",
+                hint="Set REST_LIVE_ROUTERS = ['config.routing.router'] in settings.",
+                id="rest_live.W001",
+            )
+        )
+    if "default" not in getattr(settings, "CHANNEL_LAYERS", {}):
+        problems.append(
+            checks.Error(
+                "rest_live needs a channel layer, and CHANNEL_LAYERS has no 'default'.",
+                hint="Use channels.layers.InMemoryChannelLayer for one process, "
+                "channels_redis for several.",
+                id="rest_live.E001",
+            )
+        )
+    return problems

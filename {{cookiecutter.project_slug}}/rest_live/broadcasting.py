@@ -1,0 +1,84 @@
+"""How a committed change leaves the writing process: model signals, `on_commit`, the channel layer.
+
+Any process that loads Django broadcasts (HTTP workers, admin, the shell, jobs): the signals are
+connected when a router registers a view, and `AppConfig.ready` imports the routers. Messages carry
+primary keys only; each server process evaluates them per subscription (see subscriptions.py).
+"""
+
+import logging
+import uuid
+from functools import partial
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import models, router, transaction
+from django.db.models.signals import post_delete, post_save
+
+logger = logging.getLogger(__name__)
+
+CHANGE_MESSAGE = "rest_live.change"  # dispatched to SubscriptionConsumer.rest_live_change
+
+
+def group_name(model):
+    """The channel layer group whose members hear about changes to `model`."""
+    return f"rest_live.{model._meta.label_lower}"
+
+
+def broadcast(target, pks=None):
+    """Announce changes that bypass model signals, such as `QuerySet.update()` or `bulk_create()`.
+
+    `target` is a model instance, a queryset (every row in it), or a model class with `pks`. Each
+    subscriber then gets CREATED, UPDATED or DELETED as the rows now look to it; a pk whose row is
+    gone is a deletion. Sent when the current transaction commits, or at once outside one.
+
+        updated = list(Todo.objects.filter(done=False).values_list("pk", flat=True))
+        Todo.objects.filter(pk__in=updated).update(done=True)
+        broadcast(Todo, updated)
+    """
+    if isinstance(target, models.Model):
+        model, pks, using = type(target), [target.pk], router.db_for_write(type(target))
+    elif isinstance(target, models.QuerySet):
+        model, using = target.model, target.db
+        pks = list(target.values_list("pk", flat=True))
+    elif isinstance(target, type) and issubclass(target, models.Model) and pks is not None:
+        model, pks, using = target, list(pks), router.db_for_write(target)
+    else:
+        raise TypeError(
+            "broadcast() takes a model instance, a queryset, or a model class with a list of pks."
+        )
+    _announce(model, pks, using)
+
+
+def _announce(model, pks, using):
+    if pks:
+        pks = [pk if isinstance(pk, int) else str(pk) for pk in pks]
+        transaction.on_commit(partial(_send, model, pks), using=using)
+
+
+def _send(model, pks):
+    message = {
+        "type": CHANGE_MESSAGE,
+        "model": model._meta.label,
+        "pks": pks,
+        "change": uuid.uuid4().hex,
+    }
+    try:
+        async_to_sync(get_channel_layer().group_send)(group_name(model), message)
+    except Exception:
+        # The write is committed and stays so; only this announcement is lost.
+        logger.exception("rest_live could not broadcast a change to %s %s", model._meta.label, pks)
+
+
+def _on_save(sender, instance, using, **kwargs):
+    _announce(sender, [instance.pk], using)
+
+
+def _on_delete(sender, instance, using, **kwargs):
+    _announce(sender, [instance.pk], using)
+
+
+def connect_signals(model):
+    """Broadcast every save and delete of `model`; safe to call more than once."""
+    uid = f"rest_live.{model._meta.label_lower}"
+    post_save.connect(_on_save, sender=model, dispatch_uid=uid)
+    post_delete.connect(_on_delete, sender=model, dispatch_uid=uid)

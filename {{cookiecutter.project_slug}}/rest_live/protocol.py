@@ -1,0 +1,146 @@
+"""The wire protocol: client frames parsed and checked, server frames built (docs/protocol.md)."""
+
+import json
+from dataclasses import dataclass
+
+from django.core.serializers.json import DjangoJSONEncoder
+
+ACTIONS = ("list", "retrieve")
+CREATED, UPDATED, DELETED = "CREATED", "UPDATED", "DELETED"
+
+BAD_REQUEST, FORBIDDEN, NOT_FOUND, SERVER_ERROR = 400, 403, 404, 500
+
+
+class ProtocolError(Exception):
+    """A request the server refuses; sent to the client as an error frame."""
+
+    def __init__(self, code, message, request_id=None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+
+
+@dataclass(frozen=True)
+class Subscribe:
+    id: int | str
+    model: str
+    action: str
+    lookup_by: int | str | None = None
+    view_kwargs: tuple = ()  # sorted (name, value) pairs
+    query_params: tuple = ()  # sorted (name, (value, ...)) pairs
+
+
+@dataclass(frozen=True)
+class Unsubscribe:
+    id: int | str
+
+
+def parse(text):
+    """The `Subscribe` or `Unsubscribe` a text frame asks for; ProtocolError 400 if malformed."""
+    try:
+        frame = json.loads(text)
+    except ValueError:
+        raise ProtocolError(BAD_REQUEST, "The frame is not valid JSON.") from None
+    if not isinstance(frame, dict):
+        raise ProtocolError(BAD_REQUEST, "The frame must be a JSON object.")
+    request_id = _request_id(frame)
+    kind = frame.get("type")
+    if kind == "unsubscribe":
+        return Unsubscribe(request_id)
+    if kind != "subscribe":
+        raise ProtocolError(
+            BAD_REQUEST, f"Unknown type {kind!r}: use 'subscribe' or 'unsubscribe'.", request_id
+        )
+    return _subscribe(frame, request_id)
+
+
+def _request_id(frame):
+    if "id" not in frame:
+        raise ProtocolError(BAD_REQUEST, "The frame needs an 'id' naming the subscription.")
+    request_id = frame["id"]
+    if isinstance(request_id, bool) or not isinstance(request_id, int | str):
+        raise ProtocolError(BAD_REQUEST, "'id' must be an integer or a string.")
+    if isinstance(request_id, str) and not 0 < len(request_id) <= 200:
+        raise ProtocolError(BAD_REQUEST, "A string 'id' must have 1 to 200 characters.")
+    return request_id
+
+
+def _subscribe(frame, request_id):
+    def refuse(message):
+        return ProtocolError(BAD_REQUEST, message, request_id)
+
+    model = frame.get("model")
+    if not isinstance(model, str) or not model:
+        raise refuse("'model' must be a string such as 'todos.Todo'.")
+    action = frame.get("action")
+    if action not in ACTIONS:
+        raise refuse(f"'action' must be one of {', '.join(ACTIONS)}.")
+    lookup_by = frame.get("lookup_by")
+    if action == "retrieve":
+        if not _is_lookup_value(lookup_by):
+            raise refuse("A retrieve subscription needs 'lookup_by', a string or an integer.")
+    elif lookup_by is not None:
+        raise refuse("'lookup_by' applies to retrieve subscriptions only.")
+    return Subscribe(
+        id=request_id,
+        model=model,
+        action=action,
+        lookup_by=lookup_by,
+        view_kwargs=_view_kwargs(frame.get("view_kwargs"), refuse),
+        query_params=_query_params(frame.get("query_params"), refuse),
+    )
+
+
+def _is_lookup_value(value):
+    return isinstance(value, str | int) and not isinstance(value, bool)
+
+
+def _view_kwargs(value, refuse):
+    if value is None:
+        return ()
+    if not isinstance(value, dict) or not all(map(_is_lookup_value, value.values())):
+        raise refuse("'view_kwargs' must be an object whose values are strings or integers.")
+    return tuple(sorted(value.items()))
+
+
+def _query_params(value, refuse):
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise refuse("'query_params' must be an object.")
+    params = []
+    for name, raw in value.items():
+        values = raw if isinstance(raw, list) else [raw]
+        if not all(isinstance(item, str | int | float | bool) for item in values):
+            raise refuse(
+                f"Query parameter {name!r} must be a string, number or boolean, or a list of them."
+            )
+        params.append((name, tuple(_query_value(item) for item in values)))
+    return tuple(sorted(params))
+
+
+def _query_value(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def error_frame(request_id, code, message):
+    return json.dumps({"type": "error", "id": request_id, "code": code, "message": message})
+
+
+def broadcast_frame(request_id, model, action, instance_json):
+    """A broadcast frame around a rendered instance, so one rendering serves every socket."""
+    return (
+        f'{{"type": "broadcast", "id": {json.dumps(request_id)}, "model": {json.dumps(model)}, '
+        f'"action": "{action}", "instance": {instance_json}}}'
+    )
+
+
+def deleted_instance(pk, lookup_field, lookup_value):
+    """What a DELETED broadcast carries: the id and the lookup field's value, nothing more."""
+    instance = {"id": pk}
+    if lookup_field not in ("pk", "id"):
+        instance[lookup_field] = lookup_value
+    return json.dumps(instance, cls=DjangoJSONEncoder)

@@ -1,0 +1,193 @@
+"""One subscription's view of the data: the DRF view it names, run as its user, for every change.
+
+Everything here is synchronous ORM and DRF work; subscriptions.py runs it in a database thread.
+"""
+
+from http.cookies import SimpleCookie
+from urllib.parse import urlencode
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import ObjectDoesNotExist
+from django.http import Http404, HttpRequest, QueryDict
+from rest_framework import exceptions
+from rest_framework.renderers import JSONRenderer
+from rest_framework.viewsets import ViewSetMixin
+
+from rest_live.protocol import CREATED, DELETED, UPDATED, deleted_instance
+
+_REFUSALS = (exceptions.PermissionDenied, exceptions.NotAuthenticated, Http404)
+
+
+class Subscriber:
+    """Builds the subscriber's view and request, and says what a change means to them."""
+
+    def __init__(self, view_class, model, subscribe, scope):
+        self.view_class = view_class
+        self.model = model
+        self.action = subscribe.action
+        self.lookup_by = subscribe.lookup_by
+        self.view_kwargs = dict(subscribe.view_kwargs)
+        self.query_params = subscribe.query_params
+        self.lookup_field = getattr(view_class, "lookup_field", "pk")
+        self.user = scope.get("user") or AnonymousUser()
+        self.auth = None
+        self._session = scope.get("session")
+        self._path = scope.get("path", "/")
+        self._meta = _meta_from_scope(scope, subscribe.query_params)
+
+    def key(self):
+        """Identical subscriptions share one evaluation; this is what makes them identical."""
+        user = ("user", self.user.pk) if self.user.is_authenticated else ("anonymous",)
+        lookup = None if self.lookup_by is None else str(self.lookup_by)
+        return (self.view_class, self.action, lookup, tuple(sorted(self.view_kwargs.items())),
+                self.query_params, user)
+
+    def authorize(self):
+        """Authenticate as the view does and check its permissions and inputs; raise if refused."""
+        view = self._view(authenticate=True)
+        self.user, self.auth = view.request.user, view.request.auth
+        view.check_permissions(view.request)
+        self._queryset(view)  # filter backends and the lookup refuse bad values here
+
+    def visible_now(self):
+        """{pk: lookup value} of every object this subscription can see now."""
+        view = self._view()
+        if not self._permitted(view):
+            return {}
+        queryset = self._queryset(view)
+        if self.action == "retrieve":
+            return {
+                obj.pk: self._lookup_value(obj)
+                for obj in queryset
+                if self._object_permitted(view, obj)
+            }
+        if self.lookup_field in ("pk", self.model._meta.pk.name):
+            return {pk: pk for pk in queryset.values_list("pk", flat=True)}
+        return dict(queryset.values_list("pk", self.lookup_field))
+
+    def changes(self, visible, pks):
+        """[(action, rendered instance)] for a change to `pks`; updates `visible` to match."""
+        view = self._view()
+        pks = list(dict.fromkeys(self.model._meta.pk.to_python(pk) for pk in pks))
+        found = {}
+        if self._permitted(view):
+            for obj in self._queryset(view).filter(pk__in=pks):
+                if self.action == "list" or self._object_permitted(view, obj):
+                    found[obj.pk] = obj
+        events = []
+        for pk in pks:
+            obj = found.get(pk)
+            if obj is not None:
+                action = UPDATED if pk in visible else CREATED
+                visible[pk] = self._lookup_value(obj)
+                events.append((action, self._render(view, obj)))
+            elif pk in visible:
+                lookup_value = visible.pop(pk)
+                events.append((DELETED, deleted_instance(pk, self.lookup_field, lookup_value)))
+        return events
+
+    def _view(self, authenticate=False):
+        view = self.view_class()
+        kwargs = dict(self.view_kwargs)
+        if isinstance(view, ViewSetMixin):
+            view.action_map = {"get": self.action}
+            view.basename = None
+            view.detail = self.action == "retrieve"
+        if self.action == "retrieve":
+            kwargs[view.lookup_url_kwarg or view.lookup_field] = self.lookup_by
+        view.args, view.kwargs, view.format_kwarg = (), kwargs, None
+        request = view.initialize_request(self._http_request())
+        if not authenticate:
+            # Authenticated once at subscribe; later evaluations reuse that identity, as it is now.
+            request.user, request.auth = self._current_user(), self.auth
+        view.request = request
+        view.headers = view.default_response_headers
+        request.version, request.versioning_scheme = view.determine_version(request, **kwargs)
+        return view
+
+    def _current_user(self):
+        """The user re-read, so one deactivated or demoted loses access at the next change."""
+        if not self.user.is_authenticated:
+            return self.user
+        user = get_user_model()._default_manager.filter(pk=self.user.pk).first()
+        if user is None or not getattr(user, "is_active", True):
+            return AnonymousUser()
+        return user
+
+    def _http_request(self):
+        request = HttpRequest()
+        request.method = "GET"
+        request.path = request.path_info = self._path
+        request.META = dict(self._meta)
+        request.GET = QueryDict(request.META["QUERY_STRING"])
+        cookies = SimpleCookie(request.META.get("HTTP_COOKIE", ""))
+        request.COOKIES = {name: morsel.value for name, morsel in cookies.items()}
+        request.user = self.user
+        if self._session is not None:
+            request.session = self._session
+        return request
+
+    def _queryset(self, view):
+        queryset = view.filter_queryset(view.get_queryset())
+        if self.action == "retrieve":
+            try:
+                queryset = queryset.filter(**{view.lookup_field: self.lookup_by})
+            except (ValueError, TypeError, ObjectDoesNotExist) as error:
+                raise exceptions.ValidationError(
+                    f"lookup_by {self.lookup_by!r} is not a valid {view.lookup_field}."
+                ) from error
+        return queryset
+
+    def _permitted(self, view):
+        try:
+            view.check_permissions(view.request)
+        except _REFUSALS:
+            return False
+        return True
+
+    def _object_permitted(self, view, obj):
+        try:
+            view.check_object_permissions(view.request, obj)
+        except _REFUSALS:
+            return False
+        return True
+
+    def _lookup_value(self, obj):
+        if self.lookup_field == "pk":
+            return obj.pk
+        value = obj
+        for name in self.lookup_field.split("__"):
+            value = getattr(value, name, None)
+        return value
+
+    def _render(self, view, obj):
+        data = view.get_serializer(obj).data
+        renderer, media_type = view.perform_content_negotiation(view.request, force=True)
+        if getattr(renderer, "format", None) != "json":
+            renderer, media_type = JSONRenderer(), "application/json"
+        context = {"request": view.request, "view": view}
+        return renderer.render(data, media_type, context).decode()
+
+
+def _meta_from_scope(scope, query_params):
+    """The WSGI-style META a DRF view expects, from the websocket's ASGI scope."""
+    meta = {
+        "REQUEST_METHOD": "GET",
+        "SCRIPT_NAME": scope.get("root_path", ""),
+        "PATH_INFO": scope.get("path", "/"),
+        "QUERY_STRING": urlencode([(k, v) for k, values in query_params for v in values]),
+    }
+    if scope.get("client"):
+        meta["REMOTE_ADDR"], meta["REMOTE_PORT"] = scope["client"][0], scope["client"][1]
+    server = scope.get("server") or ("localhost", 80)
+    meta["SERVER_NAME"], meta["SERVER_PORT"] = str(server[0]), str(server[1] or 80)
+    for raw_name, raw_value in scope.get("headers", ()):
+        name = raw_name.decode("latin1").upper().replace("-", "_")
+        key = "HTTP_" + name
+        value = raw_value.decode("latin1")
+        separator = "; " if key == "HTTP_COOKIE" else ","
+        meta[key] = f"{meta[key]}{separator}{value}" if key in meta else value
+    # Broadcasts are JSON frames, whatever a browser's handshake asked for.
+    meta["HTTP_ACCEPT"] = "application/json"
+    return meta

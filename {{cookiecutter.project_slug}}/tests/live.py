@@ -1,0 +1,105 @@
+"""LiveTestCase, the base class for tests of live views (examples: todos/tests/test_live.py)."""
+
+import inspect
+import itertools
+
+from channels.db import database_sync_to_async
+from django.contrib.auth import get_user_model
+from django.test import TransactionTestCase
+
+from rest_live.testing import APICommunicator, async_test, get_headers_for_user
+
+
+class LiveTestCase(TransactionTestCase):
+    """A TransactionTestCase (so `on_commit` broadcasts fire) for websocket tests.
+
+    Every `async def test_*` runs `asyncSetUp()`, the test and `asyncTearDown()` in its own event
+    loop; sockets opened with `connect()` are closed for you. `self.client` stays Django's.
+    """
+
+    reset_sequences = True  # pks start at 1 in every test, so tests can name them
+    application = None  # defaults to config.asgi.application, the project's real ASGI app
+    path = "/ws/subscribe/"
+    timeout = 3
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name, method in list(vars(cls).items()):
+            if name.startswith("test") and inspect.iscoroutinefunction(method):
+                setattr(cls, name, async_test(method))
+
+    async def asyncSetUp(self):
+        self._sockets = []
+        self._request_ids = itertools.count(1)
+
+    async def asyncTearDown(self):
+        for socket in self._sockets:
+            await socket.disconnect()
+
+    async def connect(self, user=None, path=None, headers=()):
+        """An open socket, anonymous or logged in as `user`."""
+        application = self.application
+        if application is None:
+            from config.asgi import application
+        headers = list(headers)
+        if user is not None:
+            headers += await get_headers_for_user(user)
+        socket = APICommunicator(application, path or self.path, headers=headers)
+        connected, code = await socket.connect(timeout=self.timeout)
+        self.assertTrue(connected, f"the websocket was refused (close code {code})")
+        self._sockets.append(socket)
+        return socket
+
+    async def subscribe(self, socket, model, action="list", **fields):
+        """Subscribe and return the subscription id; fails if the server answers anything."""
+        request_id = fields.pop("id", None) or next(self._request_ids)
+        await socket.send_json_to(
+            {"type": "subscribe", "id": request_id, "model": model, "action": action, **fields}
+        )
+        await self.assertNothing(socket)
+        return request_id
+
+    async def unsubscribe(self, socket, request_id):
+        await socket.send_json_to({"type": "unsubscribe", "id": request_id})
+        await self.assertNothing(socket)
+
+    async def receive(self, socket):
+        """The next frame; fails clearly if none comes in time or the consumer died."""
+        socket.assert_alive()
+        try:
+            return await socket.receive_json_from(timeout=self.timeout)
+        except TimeoutError:
+            self.fail(f"nothing arrived within {self.timeout} s")
+
+    async def assertBroadcast(self, socket, action, instance=None, id=None):
+        """The next frame is a broadcast of `action`; `instance` items must match. Returns it."""
+        message = await self.receive(socket)
+        self.assertEqual(message.get("type"), "broadcast", message)
+        self.assertEqual(message["action"], action, message)
+        if id is not None:
+            self.assertEqual(message["id"], id, message)
+        for field, value in (instance or {}).items():
+            self.assertEqual(message["instance"].get(field), value, message)
+        return message
+
+    async def assertError(self, socket, code, id=None):
+        message = await self.receive(socket)
+        self.assertEqual(message.get("type"), "error", message)
+        self.assertEqual(message["code"], code, message)
+        self.assertEqual(message["id"], id, message)
+        return message
+
+    async def assertNothing(self, socket, timeout=0.2):
+        """Nothing arrives within `timeout`, and the consumer is still alive."""
+        if not await socket.receive_nothing(timeout=timeout):
+            self.fail(f"unexpected frame: {await socket.receive_json_from()}")
+
+    async def create_user(self, username, **fields):
+        return await database_sync_to_async(get_user_model().objects.create_user)(
+            username=username, **fields
+        )
+
+    @staticmethod
+    async def db(function, *args, **kwargs):
+        """Run ORM code from an async test."""
+        return await database_sync_to_async(function)(*args, **kwargs)

@@ -1,0 +1,27 @@
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+
+from todos.models import Todo
+
+DEMO_TODOS = ["Buy milk", "Write the release notes", "Water the plants", "Call the plumber"]
+
+
+class Command(BaseCommand):
+    help = "Create a demo user (printing its password) and a few todos, for trying the live page."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--username", default="demo")
+
+    def handle(self, *args, username, **options):
+        password = secrets.token_urlsafe(9)
+        user, _ = get_user_model().objects.get_or_create(username=username)
+        user.set_password(password)
+        user.save()
+        if not Todo.objects.exists():
+            Todo.objects.bulk_create(Todo(title=title, owner=user) for title in DEMO_TODOS)
+        self.stdout.write(
+            self.style.SUCCESS(f"Demo user: {username}  password: {password}")
+            + "\nSign in at /api-auth/login/ (the password changes each time this command runs)."
+        )
