@@ -7,9 +7,27 @@ import sys
 # Top-level modules a baked project imports or contains; a project folder of the same name on
 # sys.path would shadow them.
 PROJECT_MODULES = {
-    "django", "channels", "channels_redis", "daphne", "uvicorn", "rest_framework", "rest_live",
-    "config", "todos", "tests", "test", "redis", "psycopg", "dotenv", "dj_database_url",
-    "asgiref", "twisted", "manage", "static", "templates", "docs",
+    "django",
+    "channels",
+    "channels_redis",
+    "daphne",
+    "uvicorn",
+    "rest_framework",
+    "rest_live",
+    "config",
+    "todos",
+    "tests",
+    "test",
+    "redis",
+    "psycopg",
+    "dotenv",
+    "dj_database_url",
+    "asgiref",
+    "twisted",
+    "manage",
+    "static",
+    "templates",
+    "docs",
 }
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}")
 

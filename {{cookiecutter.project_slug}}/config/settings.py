@@ -167,7 +167,10 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
-        "rest_live": {"handlers": ["console"], "level": env_str("REST_LIVE_LOG_LEVEL", "INFO"),
-                      "propagate": False},
+        "rest_live": {
+            "handlers": ["console"],
+            "level": env_str("REST_LIVE_LOG_LEVEL", "INFO"),
+            "propagate": False,
+        },
     },
 }

@@ -40,8 +40,14 @@ class Subscriber:
         """Identical subscriptions share one evaluation; this is what makes them identical."""
         user = ("user", self.user.pk) if self.user.is_authenticated else ("anonymous",)
         lookup = None if self.lookup_by is None else str(self.lookup_by)
-        return (self.view_class, self.action, lookup, tuple(sorted(self.view_kwargs.items())),
-                self.query_params, user)
+        return (
+            self.view_class,
+            self.action,
+            lookup,
+            tuple(sorted(self.view_kwargs.items())),
+            self.query_params,
+            user,
+        )
 
     def authorize(self):
         """Authenticate as the view does and check its permissions and inputs; raise if refused."""

@@ -256,10 +256,18 @@ class ErrorTests(LiveTestCase):
                 {"type": "subscribe", "model": TODO, "action": "retrieve", "lookup_by": "abc"},
                 {"type": "subscribe", "model": TODO, "action": "list", "lookup_by": 1},
                 {"type": "subscribe", "model": TODO, "action": "list", "query_params": []},
-                {"type": "subscribe", "model": TODO, "action": "list",
-                 "query_params": {"search": {"$gt": 1}}},
-                {"type": "subscribe", "model": TODO, "action": "list",
-                 "view_kwargs": {"pk": {"in": [1]}}},
+                {
+                    "type": "subscribe",
+                    "model": TODO,
+                    "action": "list",
+                    "query_params": {"search": {"$gt": 1}},
+                },
+                {
+                    "type": "subscribe",
+                    "model": TODO,
+                    "action": "list",
+                    "view_kwargs": {"pk": {"in": [1]}},
+                },
             ],
             start=1,
         ):
