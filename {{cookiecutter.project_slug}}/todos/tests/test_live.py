@@ -13,6 +13,18 @@ from todos.tests import views
 TODO = "todos.Todo"
 
 
+class TodoLiveTests(LiveTestCase):
+    """The README's example, kept here so it stays true."""
+
+    async def test_owner_sees_new_todo(self):
+        alice = await self.create_user("alice")
+        socket = await self.connect(alice)
+        sub = await self.subscribe(socket, "todos.Todo", "list")
+        await self.db(Todo.objects.create, title="milk", owner=alice)
+        await self.assertBroadcast(socket, "CREATED", {"title": "milk", "owner": "alice"}, id=sub)
+        await self.assertNothing(socket)
+
+
 class RetrieveTests(LiveTestCase):
     async def test_update_and_delete_of_the_watched_todo(self):
         todo = await self.db(Todo.objects.create, title="milk")

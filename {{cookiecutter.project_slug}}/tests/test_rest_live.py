@@ -1,0 +1,148 @@
+"""rest_live on its own: configuration errors, a live model outside the example app, faults."""
+
+from channels.auth import AuthMiddlewareStack
+from channels.layers import InMemoryChannelLayer
+from channels.routing import URLRouter
+from django.contrib.auth.models import Group
+from django.core.exceptions import ImproperlyConfigured
+from django.test import SimpleTestCase, TransactionTestCase, override_settings
+from django.urls import path
+from rest_framework import serializers, viewsets
+
+from rest_live.apps import RestLiveConfig
+from rest_live.mixins import RealtimeMixin
+from rest_live.routers import RealtimeRouter
+from tests.live import LiveTestCase
+
+
+class GroupSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Group
+        fields = ["id", "name"]
+
+
+class GroupViewSet(RealtimeMixin, viewsets.ReadOnlyModelViewSet):
+    queryset = Group.objects.all()
+    serializer_class = GroupSerializer
+    permission_classes = []
+
+
+class GroupsByNameViewSet(RealtimeMixin, viewsets.ReadOnlyModelViewSet):
+    model = Group
+    serializer_class = GroupSerializer
+    permission_classes = []
+    lookup_field = "name"
+
+    def get_queryset(self):
+        return Group.objects.all()
+
+
+group_router = RealtimeRouter()
+group_router.register(GroupViewSet)
+by_name_router = RealtimeRouter()
+by_name_router.register(GroupsByNameViewSet)
+application = AuthMiddlewareStack(
+    URLRouter(
+        [
+            path("ws/groups/", group_router.as_consumer().as_asgi()),
+            path("ws/groups-by-name/", by_name_router.as_consumer().as_asgi()),
+        ]
+    )
+)
+router_in_settings = group_router
+
+
+class RouterConfigurationTests(SimpleTestCase):
+    def test_a_view_without_the_mixin_is_refused(self):
+        class PlainViewSet(viewsets.ReadOnlyModelViewSet):
+            queryset = Group.objects.all()
+
+        with self.assertRaisesMessage(ImproperlyConfigured, "add RealtimeMixin to its bases"):
+            RealtimeRouter().register(PlainViewSet)
+
+    def test_something_that_is_not_a_view_is_refused(self):
+        with self.assertRaisesMessage(ImproperlyConfigured, "must be a DRF GenericAPIView"):
+            RealtimeRouter().register(GroupSerializer)
+
+    def test_two_views_for_one_model_on_one_router_are_refused(self):
+        router = RealtimeRouter()
+        router.register(GroupViewSet)
+        router.register(GroupViewSet)  # the same view again is harmless
+        with self.assertRaisesMessage(ImproperlyConfigured, "one view per model per router"):
+            router.register(GroupsByNameViewSet)
+
+    def test_a_view_whose_model_cannot_be_determined_is_refused(self):
+        class NoModelViewSet(RealtimeMixin, viewsets.ReadOnlyModelViewSet):
+            def get_queryset(self):
+                return Group.objects.all()
+
+        with self.assertRaisesMessage(ImproperlyConfigured, "Set `model = YourModel`"):
+            RealtimeRouter().register(NoModelViewSet)
+
+    def test_register_all(self):
+        router = RealtimeRouter()
+        router.register_all([GroupViewSet])
+        self.assertEqual(router.view_for("AUTH.group"), (Group, GroupViewSet))
+
+    def test_each_router_has_its_own_consumer(self):
+        self.assertIsNot(group_router.as_consumer().router, by_name_router.as_consumer().router)
+
+    def test_unimportable_router_setting_fails_at_startup(self):
+        config = RestLiveConfig.create("rest_live")
+        with override_settings(REST_LIVE_ROUTERS=["config.routing.nothing_here"]):
+            with self.assertRaisesMessage(ImproperlyConfigured, "which cannot be imported"):
+                config.ready()
+        with override_settings(REST_LIVE_ROUTERS=["tests.test_rest_live.GroupViewSet"]):
+            with self.assertRaisesMessage(ImproperlyConfigured, "not a RealtimeRouter instance"):
+                config.ready()
+        with override_settings(REST_LIVE_ROUTERS=["tests.test_rest_live.router_in_settings"]):
+            config.ready()
+
+
+class GroupLiveTests(LiveTestCase):
+    application = application
+
+    async def test_a_model_outside_the_example_app(self):
+        socket = await self.connect(path="/ws/groups/")
+        sub = await self.subscribe(socket, "auth.Group")
+        group = await self.db(Group.objects.create, name="editors")
+        await self.assertBroadcast(socket, "CREATED", {"id": group.pk, "name": "editors"}, id=sub)
+
+    async def test_deleted_carries_a_lookup_field_other_than_the_pk(self):
+        group = await self.db(Group.objects.create, name="editors")
+        socket = await self.connect(path="/ws/groups-by-name/")
+        listing = await self.subscribe(socket, "auth.Group")
+        single = await self.subscribe(socket, "auth.Group", "retrieve", lookup_by="editors")
+        pk = group.pk
+        await self.db(group.delete)
+        for _ in range(2):
+            message = await self.assertBroadcast(socket, "DELETED")
+            self.assertIn(message["id"], {listing, single})
+            self.assertEqual(message["instance"], {"id": pk, "name": "editors"})
+
+    async def test_retrieve_by_a_lookup_field_follows_renames(self):
+        group = await self.db(Group.objects.create, name="editors")
+        socket = await self.connect(path="/ws/groups-by-name/")
+        sub = await self.subscribe(socket, "auth.Group", "retrieve", lookup_by="editors")
+        group.name = "writers"
+        await self.db(group.save)
+        message = await self.assertBroadcast(socket, "DELETED", id=sub)
+        self.assertEqual(message["instance"], {"id": group.pk, "name": "editors"})
+        await self.db(Group.objects.create, name="editors")
+        await self.assertBroadcast(socket, "CREATED", {"name": "editors"}, id=sub)
+
+
+class UnreachableLayer(InMemoryChannelLayer):
+    async def group_send(self, group, message):
+        raise ConnectionError("the channel layer is down")
+
+
+class ChannelLayerDownTests(TransactionTestCase):
+    @override_settings(
+        CHANNEL_LAYERS={"default": {"BACKEND": "tests.test_rest_live.UnreachableLayer"}}
+    )
+    def test_the_write_succeeds_and_the_failure_is_logged(self):
+        with self.assertLogs("rest_live", "ERROR") as logs:
+            Group.objects.create(name="kept")
+        self.assertTrue(Group.objects.filter(name="kept").exists())
+        self.assertIn("could not broadcast a change to auth.Group", logs.output[0])
