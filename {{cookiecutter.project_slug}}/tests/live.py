@@ -51,17 +51,29 @@ class LiveTestCase(TransactionTestCase):
         return socket
 
     async def subscribe(self, socket, model, action="list", **fields):
-        """Subscribe and return the subscription id; fails if the server answers anything."""
+        """Subscribe and return the subscription id, once the server has set it up."""
         request_id = fields.pop("id", None) or next(self._request_ids)
         await socket.send_json_to(
             {"type": "subscribe", "id": request_id, "model": model, "action": action, **fields}
         )
-        await self.assertNothing(socket)
+        await self._barrier(socket)
         return request_id
 
     async def unsubscribe(self, socket, request_id):
         await socket.send_json_to({"type": "unsubscribe", "id": request_id})
-        await self.assertNothing(socket)
+        await self._barrier(socket)
+
+    async def _barrier(self, socket):
+        """Wait until the server has handled every frame sent before, failing on any reply.
+
+        The socket handles frames in order and unsubscribing an unknown id answers 404, so that
+        answer proves what came before it is done (success sends nothing) without a fixed sleep.
+        """
+        marker = f"barrier-{next(self._request_ids)}"
+        await socket.send_json_to({"type": "unsubscribe", "id": marker})
+        reply = await self.receive(socket)
+        if reply != {"type": "error", "id": marker, "code": 404, "message": reply.get("message")}:
+            self.fail(f"unexpected frame: {reply}")
 
     async def receive(self, socket):
         """The next frame; fails clearly if none comes in time or the consumer died."""
