@@ -60,6 +60,7 @@ COMBOS = [
     Combo("redis", {"channel_layer": "redis"}),
     Combo("uvicorn", {"asgi_server": "uvicorn"}),
     Combo("no_example", {"include_example_app": "n", "ci": "none"}),
+    Combo("production_daphne", {"database": "postgresql", "channel_layer": "redis"}),
     Combo(
         "production",
         {"database": "postgresql", "channel_layer": "redis", "asgi_server": "uvicorn"},

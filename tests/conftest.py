@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,17 @@ from tests.services import (
     ServiceNotInstalled,
     postgres_bin_dir,
 )
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"stopped by signal {signum}")
+
+
+def pytest_configure(config) -> None:
+    # A CI runner or `timeout` stops a run with SIGTERM, which by default kills Python on the
+    # spot. Handle it like Ctrl-C, so fixtures tear down: servers stopped, temp dirs removed.
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupt)
 
 
 def pytest_report_header(config) -> list[str]:

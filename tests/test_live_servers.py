@@ -1,0 +1,239 @@
+"""Baked projects on real servers: PostgreSQL, Redis, two ASGI processes, real websocket clients.
+
+Writes come from other processes (`manage.py shell`, REST on the other server) and must reach
+subscribers on both servers, only after commit, after long idle, and again after Redis restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+from tests.appserver import PRODUCTION_ENV, AppServer, LiveSocket
+from tests.baking import BakedProject, clean_env, service_env
+from tests.combos import BY_NAME, combo_params
+from tests.services import RedisServer
+
+LIVE_COMBOS = combo_params("production_daphne", "production")
+
+
+@pytest.fixture
+def deployment(combo, bake, baked_venv, postgres_server, redis_server, tmp_path):
+    """The combo migrated on PostgreSQL, served by two processes sharing Redis."""
+    env = {**service_env(combo, postgres_server.create_database(f"live_{combo.name}"),
+                         redis_server.url), **PRODUCTION_ENV}  # fmt: skip
+    project = BakedProject(path=bake(combo), combo=combo, venv=baked_venv, env=env)
+    project.manage("migrate", "--noinput")
+    project.manage("shell", "-c", "from todos.models import Todo; Todo.objects.all().delete()")
+    servers = [AppServer(project.path, baked_venv, env, combo["asgi_server"], tmp_path)
+               for _ in range(2)]  # fmt: skip
+    try:
+        for server in servers:
+            server.start()
+        yield project, servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def shell(project: BakedProject, code: str) -> str:
+    return project.manage("shell", "-c", code).stdout
+
+
+async def in_thread(function, *args):
+    return await asyncio.to_thread(function, *args)
+
+
+@pytest.mark.parametrize("combo", LIVE_COMBOS)
+def test_a_write_from_another_process_reaches_both_servers(deployment):
+    project, (a, b) = deployment
+
+    async def scenario():
+        sockets = [await LiveSocket.open(a), await LiveSocket.open(b)]
+        for socket in sockets:
+            await socket.subscribe()
+        await in_thread(shell, project, "from todos.models import Todo; Todo.objects.create(title='from shell')")
+        for socket in sockets:
+            message = await socket.receive()
+            assert (message["action"], message["instance"]["title"]) == ("CREATED", "from shell")
+            await socket.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("combo", LIVE_COMBOS)
+def test_a_rest_create_with_a_token_on_one_server_reaches_the_other(deployment):
+    project, (a, b) = deployment
+    token = shell(project, (
+        "from django.contrib.auth.models import User; from rest_framework.authtoken.models import Token\n"
+        "user, _ = User.objects.get_or_create(username='writer')\n"
+        "print(Token.objects.get_or_create(user=user)[0].key)"
+    )).strip().splitlines()[-1]  # fmt: skip
+
+    def create_over_rest():
+        request = urllib.request.Request(
+            f"{b.http_url}/api/todos/", method="POST", data=json.dumps({"title": "over REST"}).encode(),
+            headers={"Authorization": f"Token {token}", "Content-Type": "application/json"},
+        )  # fmt: skip
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 201
+
+    async def scenario():
+        socket = await LiveSocket.open(a)
+        await socket.subscribe()
+        await in_thread(create_over_rest)
+        message = await socket.receive()
+        assert message["action"] == "CREATED"
+        assert (message["instance"]["title"], message["instance"]["owner"]) == ("over REST", "writer")
+        await socket.close()
+
+    asyncio.run(scenario())
+
+
+HELD_TRANSACTION = """
+import sys, time
+from django.db import transaction
+from todos.models import Todo
+with transaction.atomic():
+    todo = Todo.objects.create(title="uncommitted")
+    print("written", flush=True)
+    time.sleep(1.5)
+    todo.title = "committed"
+    todo.save()
+print("committed", flush=True)
+"""
+
+ROLLED_BACK = """
+from django.db import transaction
+from todos.models import Todo
+try:
+    with transaction.atomic():
+        Todo.objects.create(title="rolled back")
+        raise RuntimeError
+except RuntimeError:
+    pass
+Todo.objects.create(title="after the rollback")
+"""
+
+
+@pytest.mark.parametrize("combo", LIVE_COMBOS)
+def test_nothing_arrives_before_commit_and_rollbacks_send_nothing(deployment):
+    project, (a, _b) = deployment
+
+    async def scenario():
+        socket = await LiveSocket.open(a)
+        await socket.subscribe()
+        writer = await asyncio.create_subprocess_exec(
+            str(project.venv / "bin" / "python"), "manage.py", "shell", "-v", "0", "-c", HELD_TRANSACTION,
+            cwd=project.path, env=clean_env(project.venv, project.env),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            line = await asyncio.wait_for(writer.stdout.readline(), 60)
+            assert line.strip() == b"written", (line, await writer.stderr.read())
+            # The transaction stays open 1.5 s from here: nothing may arrive meanwhile.
+            await socket.assert_silent(1.0)
+            message = await socket.receive()
+            assert (message["action"], message["instance"]["title"]) == ("CREATED", "committed")
+        finally:
+            await writer.wait()
+        assert writer.returncode == 0
+
+        # The transaction saved twice, so an UPDATED follows; it too shows only committed state.
+        message = await socket.receive()
+        assert (message["action"], message["instance"]["title"]) == ("UPDATED", "committed")
+
+        await in_thread(shell, project, ROLLED_BACK)
+        message = await socket.receive()
+        # The rolled-back row sent nothing: the next broadcast is the write made after it.
+        assert (message["action"], message["instance"]["title"]) == ("CREATED", "after the rollback")
+        await socket.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("combo", LIVE_COMBOS)
+def test_a_broadcast_arrives_after_long_idle(deployment):
+    project, (a, b) = deployment
+
+    async def scenario():
+        sockets = [await LiveSocket.open(a), await LiveSocket.open(b)]
+        for socket in sockets:
+            await socket.subscribe()
+        # Longer than redis-py 8's 5 s socket timeout twice over: idle consumers must survive it.
+        await asyncio.gather(*(socket.assert_silent(11.0) for socket in sockets))
+        await in_thread(shell, project, "from todos.models import Todo; Todo.objects.create(title='after idle')")
+        for socket in sockets:
+            message = await socket.receive()
+            assert message["instance"]["title"] == "after idle"
+            await socket.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.fixture
+def private_redis():
+    """A Redis of this test's own, so stopping it disturbs no other test."""
+    with RedisServer() as server:
+        yield server
+
+
+def group_channels(redis: RedisServer) -> list[str]:
+    """The pub/sub channels someone is subscribed to (the servers' groups), via redis-cli."""
+    result = subprocess.run(
+        ["redis-cli", "-p", str(redis.port), "PUBSUB", "CHANNELS", "*"],
+        capture_output=True, text=True, timeout=10,
+    )  # fmt: skip
+    return result.stdout.split()
+
+
+@pytest.mark.parametrize("combo", LIVE_COMBOS)
+def test_writes_survive_a_redis_outage_and_broadcasts_resume(
+    combo, bake, baked_venv, postgres_server, private_redis, tmp_path
+):
+    env = {**service_env(combo, postgres_server.create_database(f"outage_{combo.name}"),
+                         private_redis.url), **PRODUCTION_ENV}  # fmt: skip
+    project = BakedProject(path=bake(combo), combo=combo, venv=baked_venv, env=env)
+    project.manage("migrate", "--noinput")
+    server = AppServer(project.path, baked_venv, env, combo["asgi_server"], tmp_path)
+    server.start()
+
+    async def scenario():
+        socket = await LiveSocket.open(server)
+        await socket.subscribe()
+        subscribed = group_channels(private_redis)
+        assert subscribed, "the server subscribed to no group channel"
+
+        private_redis.stop()
+        result = await in_thread(
+            lambda: project.manage(
+                "shell", "-c", "from todos.models import Todo; Todo.objects.create(title='during outage')"
+            )
+        )
+        assert "could not broadcast" in result.stderr
+        count = await in_thread(shell, project, (
+            "from todos.models import Todo; print(Todo.objects.filter(title='during outage').count())"
+        ))  # fmt: skip
+        assert count.split()[-1] == "1"
+
+        private_redis.start()
+        # The server re-subscribes on its own; wait for that (a condition, with a deadline).
+        deadline = time.monotonic() + 30
+        while set(group_channels(private_redis)) < set(subscribed):
+            assert time.monotonic() < deadline, f"never re-subscribed:\n{server.log()}"
+            await asyncio.sleep(0.1)
+        await in_thread(shell, project, "from todos.models import Todo; Todo.objects.create(title='after outage')")
+        message = await socket.receive(timeout=10)
+        assert (message["action"], message["instance"]["title"]) == ("CREATED", "after outage")
+        assert socket.connection.close_code is None
+        await socket.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        server.stop()
