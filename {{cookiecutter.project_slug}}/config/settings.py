@@ -99,6 +99,16 @@ except ValueError as error:
         f"DATABASE_URL is not a database URL Django can use ({error}); "
         "expected e.g. postgres://user:password@host:5432/name or sqlite:///path/to/db.sqlite3."
     ) from None
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool(
+    "DATABASE_POOL", True
+):
+    # Under ASGI, Django's PostgreSQL pool replaces persistent connections: every ORM call in
+    # an async context (each live evaluation) would otherwise open a new connection.
+    if DATABASES["default"]["CONN_MAX_AGE"]:
+        raise ImproperlyConfigured(
+            "DATABASE_CONN_MAX_AGE must be 0 while DATABASE_POOL is on; set one of them off."
+        )
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = True
 
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:

@@ -1,0 +1,263 @@
+"""Fan-out benchmark: rest_live against the floor of the same stack, in the same run.
+
+For N subscribers of one `todos.Todo` list on one server process, K successive writes are made from
+another process. Each write is timed from just before `save()` until the N-th subscriber holds
+that state. The floor is a bare Channels consumer in one group receiving `group_send`s of a frame
+of the same size from another process, through the same server and Redis. Queries per write are
+counted from PostgreSQL's statement log (the server's connections only).
+
+    python benchmarks/fanout.py                      # N = 1 10 100 200 500 1000, K = 30
+    python benchmarks/fanout.py --clients 1 10 --writes 10 --layer core
+
+Prints a table and writes benchmarks/results/fanout.json and fanout.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import bench_project  # noqa: E402
+from tests import baking  # noqa: E402
+from tests.appserver import PRODUCTION_ENV, AppServer  # noqa: E402
+from tests.combos import BY_NAME  # noqa: E402
+from tests.services import PostgresServer, RedisServer  # noqa: E402
+from websockets.asyncio.client import connect  # noqa: E402
+
+PEER_RATIO_AT_200 = 6.5  # django-rest-live 0.7 on this method: one evaluation per socket per change
+
+
+class LoggingPostgres(PostgresServer):
+    """PostgreSQL that logs every statement with its application name, to count queries."""
+
+    def _command(self):
+        return [*super()._command(), "-c", "log_statement=all", "-c", "log_line_prefix=%a|"]
+
+    def statements_by(self, application: str) -> int:
+        return self.log_path.read_text(errors="replace").count(f"\n{application}|LOG:  statement:")
+
+
+class Writer:
+    """The other process: makes each write on request and reports when it started."""
+
+    def __init__(self, process):
+        self.process = process
+
+    @classmethod
+    async def start(cls, project, env, todo_pk):
+        process = await asyncio.create_subprocess_exec(
+            str(project.venv / "bin" / "python"), "bench_writer.py", str(todo_pk),
+            cwd=project.path, env=baking.clean_env(project.venv, env),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        assert (await process.stdout.readline()).strip() == b"ready"
+        return cls(process)
+
+    async def write(self, mode: str, seq: int) -> float:
+        self.process.stdin.write(f"{mode} {seq}\n".encode())
+        await self.process.stdin.drain()
+        return json.loads(await self.process.stdout.readline())
+
+    async def stop(self):
+        self.process.stdin.close()
+        await self.process.wait()
+
+
+class Subscribers:
+    """N websocket clients; each remembers the newest write it holds."""
+
+    def __init__(self, sockets):
+        self.sockets = sockets
+        self.newest = [0] * len(sockets)
+        self.target, self.reached, self.done, self.finished_at = 0, 0, asyncio.Event(), 0.0
+        self.tasks = [asyncio.ensure_future(self._listen(i)) for i in range(len(sockets))]
+
+    @classmethod
+    async def open(cls, server, path, n, subscribe):
+        semaphore = asyncio.Semaphore(100)  # connect in waves, not 1000 handshakes at once
+
+        async def one():
+            async with semaphore:
+                socket = await connect(server.ws_url + path, origin=server.http_url,
+                                       open_timeout=60, max_queue=None)  # fmt: skip
+                if subscribe:
+                    await socket.send(json.dumps({"type": "subscribe", "id": 1,
+                                                  "model": "todos.Todo", "action": "list"}))  # fmt: skip
+                    await socket.send(json.dumps({"type": "unsubscribe", "id": "barrier"}))
+                    reply = json.loads(await socket.recv())
+                    assert reply["code"] == 404, reply  # the barrier: the subscribe is set up
+                return socket
+
+        return cls(await asyncio.gather(*(one() for _ in range(n))))
+
+    async def _listen(self, index):
+        async for raw in self.sockets[index]:
+            seq = int(json.loads(raw)["instance"]["title"][1:])
+            if seq > self.newest[index]:
+                before, self.newest[index] = self.newest[index], seq
+                if before < self.target <= seq:
+                    self.reached += 1
+                    if self.reached == len(self.sockets):
+                        self.finished_at = time.monotonic()
+                        self.done.set()
+
+    async def time_write(self, writer, mode, seq) -> float:
+        self.target, self.reached = seq, 0
+        self.done.clear()
+        started = await writer.write(mode, seq)
+        await asyncio.wait_for(self.done.wait(), 60)
+        return self.finished_at - started
+
+    async def close(self):
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*(socket.close() for socket in self.sockets), return_exceptions=True)
+
+
+async def run_mode(server, writer, mode, n, writes, seq):
+    path = "/ws/subscribe/" if mode == "live" else "/ws/floor/"
+    subscribers = await Subscribers.open(server, path, n, subscribe=mode == "live")
+    try:
+        await subscribers.time_write(writer, mode, next(seq))  # warm-up, not counted
+        return [await subscribers.time_write(writer, mode, next(seq)) for _ in range(writes)]
+    finally:
+        await subscribers.close()
+
+
+def summarize(latencies):
+    ordered = sorted(latencies)
+    return statistics.median(ordered), ordered[max(0, round(0.95 * len(ordered)) - 1)]
+
+
+async def bench(args, project, postgres, redis, workdir):
+    results = []
+    seq = iter(range(1, 10**9))
+    for layer in args.layer:
+        server_env = {**project.env, "BENCH_LAYER": layer,
+                      "DATABASE_URL": project.env["DATABASE_URL"] + "?application_name=bench-server"}
+        server = AppServer(project.path, project.venv, server_env, args.server, workdir,
+                           module="bench_asgi:application")  # fmt: skip
+        server.start()
+        writer = await Writer.start(project, {**project.env, "BENCH_LAYER": layer}, args.todo_pk)
+        try:
+            for n in args.clients:
+                before = postgres.statements_by("bench-server")
+                live = await run_mode(server, writer, "live", n, args.writes, seq)
+                # Subscribing costs queries too; count only the writes' share.
+                statements = postgres.statements_by("bench-server") - before
+                floor = await run_mode(server, writer, "floor", n, args.writes, seq)
+                row = {"layer": layer, "n": n, "writes": args.writes, "live": live, "floor": floor}
+                row["live_median"], row["live_p95"] = summarize(live)
+                row["floor_median"], row["floor_p95"] = summarize(floor)
+                row["ratio"] = row["live_median"] / row["floor_median"]
+                row["messages_per_s"] = n * len(live) / sum(live)
+                row["statements"] = statements
+                results.append(row)
+                print_row(row)
+        finally:
+            await writer.stop()
+            server.stop()
+    return results
+
+
+def count_query_per_write(results):
+    """Queries per write from the statement counts: subscribe-time queries are per client."""
+    for row in results:
+        row["queries_per_write"] = row.pop("statements")
+    return results
+
+
+HEADER = (f"{'layer':7} {'N':>5} {'live med ms':>11} {'live p95':>9} {'floor med':>10} "
+          f"{'floor p95':>10} {'ratio':>6} {'msg/s':>9} {'stmts':>7}")  # fmt: skip
+
+
+def print_row(row):
+    if not getattr(print_row, "header_done", False):
+        print(HEADER)
+        print_row.header_done = True
+    print(
+        f"{row['layer']:7} {row['n']:>5} {row['live_median'] * 1000:>11.1f} "
+        f"{row['live_p95'] * 1000:>9.1f} {row['floor_median'] * 1000:>10.1f} "
+        f"{row['floor_p95'] * 1000:>10.1f} {row['ratio']:>6.2f} {row['messages_per_s']:>9.0f} "
+        f"{row['statements']:>7}",
+        flush=True,
+    )
+
+
+def plot(results, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (latency, ratio) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for layer in sorted({row["layer"] for row in results}):
+        rows = [row for row in results if row["layer"] == layer]
+        ns = [row["n"] for row in rows]
+        latency.plot(ns, [r["live_median"] * 1000 for r in rows], "o-", label=f"rest_live ({layer})")
+        latency.plot(ns, [r["floor_median"] * 1000 for r in rows], "s--", label=f"floor ({layer})")
+        ratio.plot(ns, [r["ratio"] for r in rows], "o-", label=layer)
+    latency.set(xscale="log", yscale="log", xlabel="subscribers N",
+                ylabel="median last-subscriber latency (ms)", title="Latency per write")  # fmt: skip
+    ratio.axhline(1.5, color="grey", linestyle=":", label="target at N=200")
+    ratio.axhline(2.0, color="grey", linestyle="--", label="target at N=1000")
+    ratio.set(xscale="log", xlabel="subscribers N", ylabel="rest_live / floor (median)",
+              title="Ratio to the floor", ylim=(0, max(3.0, *[r["ratio"] for r in results])))  # fmt: skip
+    latency.legend(fontsize=8)
+    ratio.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+async def prepare(project):
+    project.manage("migrate", "--noinput")
+    out = project.manage("shell", "-v", "0", "-c",
+                         "from todos.models import Todo; print(Todo.objects.create(title='w0').pk)")  # fmt: skip
+    return int(out.stdout.split()[-1])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 10, 100, 200, 500, 1000])
+    parser.add_argument("--writes", type=int, default=30)
+    parser.add_argument("--layer", nargs="+", choices=["pubsub", "core"], default=["pubsub"])
+    parser.add_argument("--server", choices=["uvicorn", "daphne"], default="uvicorn")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    args = parser.parse_args(argv)
+
+    workdir = Path(tempfile.mkdtemp(prefix="rest-live-bench-"))
+    combo = BY_NAME["production"]
+    path = baking.bake(combo, workdir / "bake", baking.write_cookiecutter_config(workdir))
+    (path / "bench_settings.py").write_text(bench_project.SETTINGS)
+    (path / "bench_asgi.py").write_text(bench_project.ASGI)
+    (path / "bench_writer.py").write_text(bench_project.WRITER)
+    venv = baking.ensure_venv(baking.requirement_lines(path), baking.baked_python())
+    with LoggingPostgres() as postgres, RedisServer() as redis:
+        env = {**baking.service_env(combo, postgres.url, redis.url), **PRODUCTION_ENV,
+               "DJANGO_SETTINGS_MODULE": "bench_settings", "BENCH_LAYER": args.layer[0]}  # fmt: skip
+        project = baking.BakedProject(path=path, combo=combo, venv=venv, env=env)
+        args.todo_pk = asyncio.run(prepare(project))
+        results = asyncio.run(bench(args, project, postgres, redis, workdir))
+    for row in results:
+        row["queries_per_write"] = row.pop("statements") / (row["writes"] + 1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "fanout.json").write_text(json.dumps(
+        {"command": " ".join(["python benchmarks/fanout.py", *(argv or sys.argv[1:])]),
+         "server": args.server, "peer_ratio_at_200": PEER_RATIO_AT_200, "results": results},
+        indent=2))  # fmt: skip
+    plot(results, args.out / "fanout.png")
+    print(f"\nqueries per write: {[round(r['queries_per_write'], 2) for r in results]}")
+    print(f"wrote {args.out / 'fanout.json'} and {args.out / 'fanout.png'}")
+
+
+if __name__ == "__main__":
+    main()
