@@ -13,13 +13,18 @@ DEMO_PROJECT := $(DEMO_DIR)/$(DEMO_SLUG)
 DEMO_VENV := $(DEMO_PROJECT)/.venv
 DEMO_ADDR ?= 127.0.0.1:8000
 
-.PHONY: test lint demo clean clean-demo
+.PHONY: test lint demo bench clean clean-demo
 
 test: $(VENV_STAMP)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
+# The fan-out benchmark (a few minutes): a table, benchmarks/results/fanout.json and fanout.png.
+bench: $(VENV_STAMP)
+	$(VENV)/bin/python -m pip install --disable-pip-version-check --quiet -r benchmarks/requirements.txt
+	$(VENV)/bin/python benchmarks/fanout.py $(BENCH_ARGS)
+
 lint: $(VENV_STAMP)
-	$(VENV)/bin/ruff check tests hooks
+	$(VENV)/bin/ruff check tests hooks benchmarks
 
 # A fresh venv when the pins change, so a removed or downgraded package does not linger.
 $(VENV_STAMP): requirements-dev.txt

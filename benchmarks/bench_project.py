@@ -3,7 +3,7 @@
 They are written into a temporary bake only; nothing here ships in the template.
 """
 
-SETTINGS = '''
+SETTINGS = """
 import os
 
 from config.settings import *  # noqa: F403
@@ -13,11 +13,11 @@ _LAYERS = {
     "core": "channels_redis.core.RedisChannelLayer",
 }
 CHANNEL_LAYERS["default"]["BACKEND"] = _LAYERS[os.environ["BENCH_LAYER"]]  # noqa: F405
-'''
+"""
 
 # The floor: a bare consumer in one group, forwarding each group message's text to its socket,
 # served by the same process and application as the live subscriptions.
-ASGI = '''
+ASGI = """
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.routing import ProtocolTypeRouter, URLRouter
 from channels.security.websocket import AllowedHostsOriginValidator
@@ -47,7 +47,7 @@ async def websocket(scope, receive, send):
 
 
 application = ProtocolTypeRouter({"http": django_application, "websocket": websocket})
-'''
+"""
 
 # Reads "live SEQ" or "floor SEQ" lines; prints the monotonic time taken just before each write.
 WRITER = '''

@@ -26,12 +26,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from websockets.asyncio.client import connect  # noqa: E402
+
 from benchmarks import bench_project  # noqa: E402
 from tests import baking  # noqa: E402
 from tests.appserver import PRODUCTION_ENV, AppServer  # noqa: E402
 from tests.combos import BY_NAME  # noqa: E402
 from tests.services import PostgresServer, RedisServer  # noqa: E402
-from websockets.asyncio.client import connect  # noqa: E402
 
 PEER_RATIO_AT_200 = 6.5  # django-rest-live 0.7 on this method: one evaluation per socket per change
 
@@ -55,10 +56,14 @@ class Writer:
     @classmethod
     async def start(cls, project, env, todo_pk):
         process = await asyncio.create_subprocess_exec(
-            str(project.venv / "bin" / "python"), "bench_writer.py", str(todo_pk),
-            cwd=project.path, env=baking.clean_env(project.venv, env),
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+            str(project.venv / "bin" / "python"),
+            "bench_writer.py",
+            str(todo_pk),
+            cwd=project.path,
+            env=baking.clean_env(project.venv, env),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
         assert (await process.stdout.readline()).strip() == b"ready"
         return cls(process)
 
@@ -87,11 +92,15 @@ class Subscribers:
 
         async def one():
             async with semaphore:
-                socket = await connect(server.ws_url + path, origin=server.http_url,
-                                       open_timeout=60, max_queue=None)  # fmt: skip
+                socket = await connect(
+                    server.ws_url + path, origin=server.http_url, open_timeout=60, max_queue=None
+                )
                 if subscribe:
-                    await socket.send(json.dumps({"type": "subscribe", "id": 1,
-                                                  "model": "todos.Todo", "action": "list"}))  # fmt: skip
+                    await socket.send(
+                        json.dumps(
+                            {"type": "subscribe", "id": 1, "model": "todos.Todo", "action": "list"}
+                        )
+                    )
                     await socket.send(json.dumps({"type": "unsubscribe", "id": "barrier"}))
                     reply = json.loads(await socket.recv())
                     assert reply["code"] == 404, reply  # the barrier: the subscribe is set up
@@ -123,12 +132,15 @@ class Subscribers:
         await asyncio.gather(*(socket.close() for socket in self.sockets), return_exceptions=True)
 
 
-async def run_mode(server, writer, mode, n, writes, seq):
+async def run_mode(server, writer, postgres, mode, n, writes, seq):
+    """(latencies of `writes` writes, server statements they caused) for N subscribers."""
     path = "/ws/subscribe/" if mode == "live" else "/ws/floor/"
     subscribers = await Subscribers.open(server, path, n, subscribe=mode == "live")
     try:
         await subscribers.time_write(writer, mode, next(seq))  # warm-up, not counted
-        return [await subscribers.time_write(writer, mode, next(seq)) for _ in range(writes)]
+        before = postgres.statements_by("bench-server")
+        latencies = [await subscribers.time_write(writer, mode, next(seq)) for _ in range(writes)]
+        return latencies, postgres.statements_by("bench-server") - before
     finally:
         await subscribers.close()
 
@@ -138,29 +150,37 @@ def summarize(latencies):
     return statistics.median(ordered), ordered[max(0, round(0.95 * len(ordered)) - 1)]
 
 
-async def bench(args, project, postgres, redis, workdir):
+async def bench(args, project, postgres, workdir):
     results = []
     seq = iter(range(1, 10**9))
     for layer in args.layer:
-        server_env = {**project.env, "BENCH_LAYER": layer,
-                      "DATABASE_URL": project.env["DATABASE_URL"] + "?application_name=bench-server"}
-        server = AppServer(project.path, project.venv, server_env, args.server, workdir,
-                           module="bench_asgi:application")  # fmt: skip
+        server_env = {
+            **project.env,
+            "BENCH_LAYER": layer,
+            "DATABASE_URL": project.env["DATABASE_URL"] + "?application_name=bench-server",
+        }
+        server = AppServer(
+            project.path,
+            project.venv,
+            server_env,
+            args.server,
+            workdir,
+            module="bench_asgi:application",
+        )
         server.start()
         writer = await Writer.start(project, {**project.env, "BENCH_LAYER": layer}, args.todo_pk)
         try:
             for n in args.clients:
-                before = postgres.statements_by("bench-server")
-                live = await run_mode(server, writer, "live", n, args.writes, seq)
-                # Subscribing costs queries too; count only the writes' share.
-                statements = postgres.statements_by("bench-server") - before
-                floor = await run_mode(server, writer, "floor", n, args.writes, seq)
+                live, statements = await run_mode(
+                    server, writer, postgres, "live", n, args.writes, seq
+                )
+                floor, _ = await run_mode(server, writer, postgres, "floor", n, args.writes, seq)
                 row = {"layer": layer, "n": n, "writes": args.writes, "live": live, "floor": floor}
                 row["live_median"], row["live_p95"] = summarize(live)
                 row["floor_median"], row["floor_p95"] = summarize(floor)
                 row["ratio"] = row["live_median"] / row["floor_median"]
                 row["messages_per_s"] = n * len(live) / sum(live)
-                row["statements"] = statements
+                row["queries_per_write"] = statements / len(live)
                 results.append(row)
                 print_row(row)
         finally:
@@ -169,15 +189,10 @@ async def bench(args, project, postgres, redis, workdir):
     return results
 
 
-def count_query_per_write(results):
-    """Queries per write from the statement counts: subscribe-time queries are per client."""
-    for row in results:
-        row["queries_per_write"] = row.pop("statements")
-    return results
-
-
-HEADER = (f"{'layer':7} {'N':>5} {'live med ms':>11} {'live p95':>9} {'floor med':>10} "
-          f"{'floor p95':>10} {'ratio':>6} {'msg/s':>9} {'stmts':>7}")  # fmt: skip
+HEADER = (
+    f"{'layer':7} {'N':>5} {'live med ms':>11} {'live p95':>9} {'floor med':>10} "
+    f"{'floor p95':>10} {'ratio':>6} {'msg/s':>9} {'queries/write':>13}"
+)
 
 
 def print_row(row):
@@ -188,7 +203,7 @@ def print_row(row):
         f"{row['layer']:7} {row['n']:>5} {row['live_median'] * 1000:>11.1f} "
         f"{row['live_p95'] * 1000:>9.1f} {row['floor_median'] * 1000:>10.1f} "
         f"{row['floor_p95'] * 1000:>10.1f} {row['ratio']:>6.2f} {row['messages_per_s']:>9.0f} "
-        f"{row['statements']:>7}",
+        f"{row['queries_per_write']:>13.2f}",
         flush=True,
     )
 
@@ -203,15 +218,27 @@ def plot(results, path):
     for layer in sorted({row["layer"] for row in results}):
         rows = [row for row in results if row["layer"] == layer]
         ns = [row["n"] for row in rows]
-        latency.plot(ns, [r["live_median"] * 1000 for r in rows], "o-", label=f"rest_live ({layer})")
+        latency.plot(
+            ns, [r["live_median"] * 1000 for r in rows], "o-", label=f"rest_live ({layer})"
+        )
         latency.plot(ns, [r["floor_median"] * 1000 for r in rows], "s--", label=f"floor ({layer})")
         ratio.plot(ns, [r["ratio"] for r in rows], "o-", label=layer)
-    latency.set(xscale="log", yscale="log", xlabel="subscribers N",
-                ylabel="median last-subscriber latency (ms)", title="Latency per write")  # fmt: skip
+    latency.set(
+        xscale="log",
+        yscale="log",
+        xlabel="subscribers N",
+        ylabel="median last-subscriber latency (ms)",
+        title="Latency per write",
+    )
     ratio.axhline(1.5, color="grey", linestyle=":", label="target at N=200")
     ratio.axhline(2.0, color="grey", linestyle="--", label="target at N=1000")
-    ratio.set(xscale="log", xlabel="subscribers N", ylabel="rest_live / floor (median)",
-              title="Ratio to the floor", ylim=(0, max(3.0, *[r["ratio"] for r in results])))  # fmt: skip
+    ratio.set(
+        xscale="log",
+        xlabel="subscribers N",
+        ylabel="rest_live / floor (median)",
+        title="Ratio to the floor",
+        ylim=(0, max(3.0, *[r["ratio"] for r in results])),
+    )
     latency.legend(fontsize=8)
     ratio.legend(fontsize=8)
     figure.tight_layout()
@@ -220,13 +247,20 @@ def plot(results, path):
 
 async def prepare(project):
     project.manage("migrate", "--noinput")
-    out = project.manage("shell", "-v", "0", "-c",
-                         "from todos.models import Todo; print(Todo.objects.create(title='w0').pk)")  # fmt: skip
+    out = project.manage(
+        "shell",
+        "-v",
+        "0",
+        "-c",
+        "from todos.models import Todo; print(Todo.objects.create(title='w0').pk)",
+    )
     return int(out.stdout.split()[-1])
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 10, 100, 200, 500, 1000])
     parser.add_argument("--writes", type=int, default=30)
     parser.add_argument("--layer", nargs="+", choices=["pubsub", "core"], default=["pubsub"])
@@ -242,20 +276,28 @@ def main(argv=None):
     (path / "bench_writer.py").write_text(bench_project.WRITER)
     venv = baking.ensure_venv(baking.requirement_lines(path), baking.baked_python())
     with LoggingPostgres() as postgres, RedisServer() as redis:
-        env = {**baking.service_env(combo, postgres.url, redis.url), **PRODUCTION_ENV,
-               "DJANGO_SETTINGS_MODULE": "bench_settings", "BENCH_LAYER": args.layer[0]}  # fmt: skip
+        env = {
+            **baking.service_env(combo, postgres.url, redis.url),
+            **PRODUCTION_ENV,
+            "DJANGO_SETTINGS_MODULE": "bench_settings",
+            "BENCH_LAYER": args.layer[0],
+        }
         project = baking.BakedProject(path=path, combo=combo, venv=venv, env=env)
         args.todo_pk = asyncio.run(prepare(project))
-        results = asyncio.run(bench(args, project, postgres, redis, workdir))
-    for row in results:
-        row["queries_per_write"] = row.pop("statements") / (row["writes"] + 1)
+        results = asyncio.run(bench(args, project, postgres, workdir))
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "fanout.json").write_text(json.dumps(
-        {"command": " ".join(["python benchmarks/fanout.py", *(argv or sys.argv[1:])]),
-         "server": args.server, "peer_ratio_at_200": PEER_RATIO_AT_200, "results": results},
-        indent=2))  # fmt: skip
+    (args.out / "fanout.json").write_text(
+        json.dumps(
+            {
+                "command": " ".join(["python benchmarks/fanout.py", *(argv or sys.argv[1:])]),
+                "server": args.server,
+                "peer_ratio_at_200": PEER_RATIO_AT_200,
+                "results": results,
+            },
+            indent=2,
+        )
+    )
     plot(results, args.out / "fanout.png")
-    print(f"\nqueries per write: {[round(r['queries_per_write'], 2) for r in results]}")
     print(f"wrote {args.out / 'fanout.json'} and {args.out / 'fanout.png'}")
 
 

@@ -35,15 +35,31 @@ PRODUCTION_ENV = {
 def server_command(server: str, port: int, module: str = "config.asgi:application") -> list[str]:
     """The command the baked README gives for `server`, bound to loopback and `port`."""
     if server == "uvicorn":
-        return ["uvicorn", module, "--host", LOOPBACK, "--port", str(port), "--log-level", "warning"]
+        return [
+            "uvicorn",
+            module,
+            "--host",
+            LOOPBACK,
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ]
     return ["daphne", "--bind", LOOPBACK, "--port", str(port), "-v", "0", module]
 
 
 class AppServer:
-    """One ASGI server process for a baked project; `start()` again after `stop()` reuses the port."""
+    """One ASGI server process for a baked project; `start()` after `stop()` reuses the port."""
 
-    def __init__(self, project_dir: Path, venv: Path, env: dict[str, str], server: str,
-                 log_dir: Path, module: str = "config.asgi:application") -> None:
+    def __init__(
+        self,
+        project_dir: Path,
+        venv: Path,
+        env: dict[str, str],
+        server: str,
+        log_dir: Path,
+        module: str = "config.asgi:application",
+    ) -> None:
         self.project_dir, self.venv, self.server, self.module = project_dir, venv, server, module
         self.env = {**PRODUCTION_ENV, **env}
         self.port = free_port()
@@ -63,10 +79,14 @@ class AppServer:
         argv[0] = str(self.venv / "bin" / argv[0])
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                argv, cwd=self.project_dir, env=clean_env(self.venv, self.env),
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                argv,
+                cwd=self.project_dir,
+                env=clean_env(self.venv, self.env),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
-            )  # fmt: skip
+            )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -127,8 +147,9 @@ class LiveSocket:
     async def subscribe(self, model: str = "todos.Todo", action: str = "list", **fields) -> int:
         """Subscribe, and wait until the server has set it up (a 404 barrier: see LiveTestCase)."""
         request_id = next(self._ids)
-        await self.send({"type": "subscribe", "id": request_id, "model": model, "action": action,
-                         **fields})  # fmt: skip
+        await self.send(
+            {"type": "subscribe", "id": request_id, "model": model, "action": action, **fields}
+        )
         marker = f"barrier-{next(self._ids)}"
         await self.send({"type": "unsubscribe", "id": marker})
         reply = await self.receive(timeout=10)

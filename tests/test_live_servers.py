@@ -16,7 +16,7 @@ import pytest
 
 from tests.appserver import PRODUCTION_ENV, AppServer, LiveSocket
 from tests.baking import BakedProject, clean_env, service_env
-from tests.combos import BY_NAME, combo_params
+from tests.combos import combo_params
 from tests.services import RedisServer
 
 LIVE_COMBOS = combo_params("production_daphne", "production")
@@ -25,13 +25,18 @@ LIVE_COMBOS = combo_params("production_daphne", "production")
 @pytest.fixture
 def deployment(combo, bake, baked_venv, postgres_server, redis_server, tmp_path):
     """The combo migrated on PostgreSQL, served by two processes sharing Redis."""
-    env = {**service_env(combo, postgres_server.create_database(f"live_{combo.name}"),
-                         redis_server.url), **PRODUCTION_ENV}  # fmt: skip
+    env = {
+        **service_env(
+            combo, postgres_server.create_database(f"live_{combo.name}"), redis_server.url
+        ),
+        **PRODUCTION_ENV,
+    }
     project = BakedProject(path=bake(combo), combo=combo, venv=baked_venv, env=env)
     project.manage("migrate", "--noinput")
     project.manage("shell", "-c", "from todos.models import Todo; Todo.objects.all().delete()")
-    servers = [AppServer(project.path, baked_venv, env, combo["asgi_server"], tmp_path)
-               for _ in range(2)]  # fmt: skip
+    servers = [
+        AppServer(project.path, baked_venv, env, combo["asgi_server"], tmp_path) for _ in range(2)
+    ]
     try:
         for server in servers:
             server.start()
@@ -57,7 +62,9 @@ def test_a_write_from_another_process_reaches_both_servers(deployment):
         sockets = [await LiveSocket.open(a), await LiveSocket.open(b)]
         for socket in sockets:
             await socket.subscribe()
-        await in_thread(shell, project, "from todos.models import Todo; Todo.objects.create(title='from shell')")
+        await in_thread(
+            shell, project, "from todos.models import Todo; Todo.objects.create(title='from shell')"
+        )
         for socket in sockets:
             message = await socket.receive()
             assert (message["action"], message["instance"]["title"]) == ("CREATED", "from shell")
@@ -66,20 +73,26 @@ def test_a_write_from_another_process_reaches_both_servers(deployment):
     asyncio.run(scenario())
 
 
+CREATE_TOKEN = """
+from django.contrib.auth.models import User
+from rest_framework.authtoken.models import Token
+user, _ = User.objects.get_or_create(username="writer")
+print(Token.objects.get_or_create(user=user)[0].key)
+"""
+
+
 @pytest.mark.parametrize("combo", LIVE_COMBOS)
 def test_a_rest_create_with_a_token_on_one_server_reaches_the_other(deployment):
     project, (a, b) = deployment
-    token = shell(project, (
-        "from django.contrib.auth.models import User; from rest_framework.authtoken.models import Token\n"
-        "user, _ = User.objects.get_or_create(username='writer')\n"
-        "print(Token.objects.get_or_create(user=user)[0].key)"
-    )).strip().splitlines()[-1]  # fmt: skip
+    token = shell(project, CREATE_TOKEN).strip().splitlines()[-1]
 
     def create_over_rest():
         request = urllib.request.Request(
-            f"{b.http_url}/api/todos/", method="POST", data=json.dumps({"title": "over REST"}).encode(),
+            f"{b.http_url}/api/todos/",
+            method="POST",
+            data=json.dumps({"title": "over REST"}).encode(),
             headers={"Authorization": f"Token {token}", "Content-Type": "application/json"},
-        )  # fmt: skip
+        )
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.status == 201
 
@@ -89,7 +102,10 @@ def test_a_rest_create_with_a_token_on_one_server_reaches_the_other(deployment):
         await in_thread(create_over_rest)
         message = await socket.receive()
         assert message["action"] == "CREATED"
-        assert (message["instance"]["title"], message["instance"]["owner"]) == ("over REST", "writer")
+        assert (message["instance"]["title"], message["instance"]["owner"]) == (
+            "over REST",
+            "writer",
+        )
         await socket.close()
 
     asyncio.run(scenario())
@@ -129,10 +145,18 @@ def test_nothing_arrives_before_commit_and_rollbacks_send_nothing(deployment):
         socket = await LiveSocket.open(a)
         await socket.subscribe()
         writer = await asyncio.create_subprocess_exec(
-            str(project.venv / "bin" / "python"), "manage.py", "shell", "-v", "0", "-c", HELD_TRANSACTION,
-            cwd=project.path, env=clean_env(project.venv, project.env),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+            str(project.venv / "bin" / "python"),
+            "manage.py",
+            "shell",
+            "-v",
+            "0",
+            "-c",
+            HELD_TRANSACTION,
+            cwd=project.path,
+            env=clean_env(project.venv, project.env),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         try:
             line = await asyncio.wait_for(writer.stdout.readline(), 60)
             assert line.strip() == b"written", (line, await writer.stderr.read())
@@ -151,7 +175,10 @@ def test_nothing_arrives_before_commit_and_rollbacks_send_nothing(deployment):
         await in_thread(shell, project, ROLLED_BACK)
         message = await socket.receive()
         # The rolled-back row sent nothing: the next broadcast is the write made after it.
-        assert (message["action"], message["instance"]["title"]) == ("CREATED", "after the rollback")
+        assert (message["action"], message["instance"]["title"]) == (
+            "CREATED",
+            "after the rollback",
+        )
         await socket.close()
 
     asyncio.run(scenario())
@@ -167,7 +194,9 @@ def test_a_broadcast_arrives_after_long_idle(deployment):
             await socket.subscribe()
         # Longer than redis-py 8's 5 s socket timeout twice over: idle consumers must survive it.
         await asyncio.gather(*(socket.assert_silent(11.0) for socket in sockets))
-        await in_thread(shell, project, "from todos.models import Todo; Todo.objects.create(title='after idle')")
+        await in_thread(
+            shell, project, "from todos.models import Todo; Todo.objects.create(title='after idle')"
+        )
         for socket in sockets:
             message = await socket.receive()
             assert message["instance"]["title"] == "after idle"
@@ -187,17 +216,29 @@ def group_channels(redis: RedisServer) -> list[str]:
     """The pub/sub channels someone is subscribed to (the servers' groups), via redis-cli."""
     result = subprocess.run(
         ["redis-cli", "-p", str(redis.port), "PUBSUB", "CHANNELS", "*"],
-        capture_output=True, text=True, timeout=10,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
     return result.stdout.split()
+
+
+COUNT_OUTAGE_WRITES = """
+from todos.models import Todo
+print(Todo.objects.filter(title="during outage").count())
+"""
 
 
 @pytest.mark.parametrize("combo", LIVE_COMBOS)
 def test_writes_survive_a_redis_outage_and_broadcasts_resume(
     combo, bake, baked_venv, postgres_server, private_redis, tmp_path
 ):
-    env = {**service_env(combo, postgres_server.create_database(f"outage_{combo.name}"),
-                         private_redis.url), **PRODUCTION_ENV}  # fmt: skip
+    env = {
+        **service_env(
+            combo, postgres_server.create_database(f"outage_{combo.name}"), private_redis.url
+        ),
+        **PRODUCTION_ENV,
+    }
     project = BakedProject(path=bake(combo), combo=combo, venv=baked_venv, env=env)
     project.manage("migrate", "--noinput")
     server = AppServer(project.path, baked_venv, env, combo["asgi_server"], tmp_path)
@@ -212,13 +253,13 @@ def test_writes_survive_a_redis_outage_and_broadcasts_resume(
         private_redis.stop()
         result = await in_thread(
             lambda: project.manage(
-                "shell", "-c", "from todos.models import Todo; Todo.objects.create(title='during outage')"
+                "shell",
+                "-c",
+                "from todos.models import Todo; Todo.objects.create(title='during outage')",
             )
         )
         assert "could not broadcast" in result.stderr
-        count = await in_thread(shell, project, (
-            "from todos.models import Todo; print(Todo.objects.filter(title='during outage').count())"
-        ))  # fmt: skip
+        count = await in_thread(shell, project, COUNT_OUTAGE_WRITES)
         assert count.split()[-1] == "1"
 
         private_redis.start()
@@ -227,7 +268,11 @@ def test_writes_survive_a_redis_outage_and_broadcasts_resume(
         while set(group_channels(private_redis)) < set(subscribed):
             assert time.monotonic() < deadline, f"never re-subscribed:\n{server.log()}"
             await asyncio.sleep(0.1)
-        await in_thread(shell, project, "from todos.models import Todo; Todo.objects.create(title='after outage')")
+        await in_thread(
+            shell,
+            project,
+            "from todos.models import Todo; Todo.objects.create(title='after outage')",
+        )
         message = await socket.receive(timeout=10)
         assert (message["action"], message["instance"]["title"]) == ("CREATED", "after outage")
         assert socket.connection.close_code is None
