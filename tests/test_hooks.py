@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from tests import baking
+from tests.combos import TEMPLATE_DIR
 
 REFUSED = [
     ("project_slug", "My-Project"),  # not lowercase, not an identifier
@@ -45,3 +48,49 @@ def test_slug_is_made_from_a_name_with_spaces_and_dashes(tmp_path, cookiecutter_
     assert result.returncode == 0, result.describe()
     assert [path.name for path in output.iterdir()] == ["my_cool_app"]
     assert (output / "my_cool_app" / "manage.py").is_file()
+
+
+def test_no_input_with_overrides(tmp_path, cookiecutter_config):
+    result = baking.cookiecutter_cli(
+        tmp_path, cookiecutter_config, "project_name=Shop Live", "database=postgresql", "ci=none"
+    )
+
+    assert result.returncode == 0, result.describe()
+    project = tmp_path / "shop_live"
+    assert "psycopg" in (project / "requirements.txt").read_text()
+    assert not (project / ".github").exists()
+    assert (project / "README.md").read_text().startswith("# Shop Live\n")
+
+
+def test_replay_bakes_the_same_answers_again(tmp_path, cookiecutter_config):
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    answers = ("project_name=Replayed", "channel_layer=redis", "include_example_app=n")
+    assert baking.cookiecutter_cli(first, cookiecutter_config, *answers).returncode == 0
+
+    argv = [sys.executable, "-m", "cookiecutter", str(TEMPLATE_DIR), "--replay"]
+    argv += ["--output-dir", str(second), "--config-file", str(cookiecutter_config)]
+    result = baking.run_command(argv, cwd=second, env=baking.clean_env(), check=False)
+
+    assert result.returncode == 0, result.describe()
+    again = second / "replayed"
+    assert "channels-redis" in (again / "requirements.txt").read_text()
+    assert not (again / "todos").exists()
+    # Everything but the fresh secret in .env is the same.
+    originals = sorted(p.relative_to(first / "replayed") for p in (first / "replayed").rglob("*"))
+    assert sorted(p.relative_to(again) for p in again.rglob("*")) == originals
+
+
+def test_baking_over_an_existing_project_fails_without_touching_it(tmp_path, cookiecutter_config):
+    assert baking.cookiecutter_cli(tmp_path, cookiecutter_config).returncode == 0
+    project = tmp_path / "live_todos"
+    (project / "my_work.py").write_text("kept = True\n")
+    env_before = (project / ".env").read_text()
+
+    result = baking.cookiecutter_cli(tmp_path, cookiecutter_config)
+
+    assert result.returncode != 0, result.describe()
+    assert "already exists" in result.output, result.describe()
+    assert (project / "my_work.py").read_text() == "kept = True\n"
+    assert (project / ".env").read_text() == env_before
