@@ -1,6 +1,7 @@
 """Settings read from the environment fail at startup with a sentence that says how to fix them."""
 
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -14,11 +15,11 @@ from config.env import env_bool, env_int, env_list
 PROJECT = Path(__file__).resolve().parent.parent
 
 
-def load_settings(**environ):
+def load_settings(*command, **environ):
     """Import the settings in a fresh interpreter with `environ`; (exit code, output)."""
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", **environ}
     result = subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()"],
+        command or [sys.executable, "-c", "import django; django.setup()"],
         cwd=PROJECT,
         env=env,
         capture_output=True,
@@ -68,8 +69,11 @@ class StartupTests(SimpleTestCase):
         self.assertNotEqual(code, 0)
         self.assertIn("DJANGO_ALLOWED_HOSTS is empty", output)
 
-    def test_production_settings_load(self):
-        code, output = load_settings(**self.production, DJANGO_SECRET_KEY="k" * 60)
+    def test_production_settings_pass_the_deployment_checks(self):
+        code, output = load_settings(
+            sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING",
+            **self.production, DJANGO_SECRET_KEY=secrets.token_urlsafe(48),
+        )  # fmt: skip
         self.assertEqual(code, 0, output)
 
     def test_a_bad_database_url_is_explained(self):
