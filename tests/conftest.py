@@ -39,6 +39,10 @@ def pytest_configure(config) -> None:
         signal.signal(signal.SIGTERM, _interrupt)
 
 
+# What the template's own tests add to baked projects' venv (tests/baked/ modules need them).
+EXTRA_REQUIREMENTS = ["hypothesis==6.170.15"]
+
+
 def pytest_report_header(config) -> list[str]:
     try:
         postgres = str(postgres_bin_dir())
@@ -94,7 +98,7 @@ def baked_venv(bake) -> Path:
     The pins are shared across combos, so one venv serves them all and is built once per machine.
     """
     requirements = [line for combo in COMBOS for line in baking.requirement_lines(bake(combo))]
-    return baking.ensure_venv(requirements, baking.baked_python())
+    return baking.ensure_venv(requirements + EXTRA_REQUIREMENTS, baking.baked_python())
 
 
 @pytest.fixture
