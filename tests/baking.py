@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -107,6 +108,7 @@ def ensure_venv(requirements: list[str], python: str) -> Path:
     with open(CACHE_DIR / f"baked-venv-{key}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if marker.exists():
+            marker.touch()  # last used: see _remove_stale_venvs
             return venv
         shutil.rmtree(venv, ignore_errors=True)
         run_command([python, "-m", "venv", str(venv)], cwd=CACHE_DIR, env=clean_env())
@@ -125,11 +127,17 @@ def ensure_venv(requirements: list[str], python: str) -> Path:
     return venv
 
 
-def _remove_stale_venvs(keep: Path) -> None:
-    """Delete venvs of older pins (about 100 MB each), skipping any another process is building."""
+def _remove_stale_venvs(keep: Path, unused_days: float = 7) -> None:
+    """Delete venvs unused for a week (about 100 MB each), skipping any in use right now.
+
+    Several venvs are live at once (one per interpreter and Django version), so age, not "not
+    the one I just built", decides what is stale.
+    """
+    cutoff = time.time() - unused_days * 86400
     for lock_path in CACHE_DIR.glob("baked-venv-*.lock"):
         venv = lock_path.with_suffix("")
-        if venv == keep:
+        marker = venv / ".complete"
+        if venv == keep or (marker.exists() and marker.stat().st_mtime > cutoff):
             continue
         with open(lock_path, "w") as lock:
             try:
