@@ -27,7 +27,11 @@ def remove(*relative_paths):
 
 
 def remove_example_app():
-    remove("todos", "templates/index.html")
+    # The demo page is the example app's: its template and its static files go with it.
+    remove("todos", "templates/index.html", "static/todos")
+    templates = PROJECT / "templates"
+    if templates.is_dir() and not any(templates.iterdir()):
+        templates.rmdir()
 
 
 def remove_github_ci():

@@ -1,5 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
+{%- if cookiecutter.include_example_app == "y" %}
+from django.views.generic import TemplateView
+{%- endif %}
 from rest_framework.authtoken.views import obtain_auth_token
 {%- if cookiecutter.include_example_app == "y" %}
 from rest_framework.routers import DefaultRouter
@@ -11,6 +14,10 @@ api.register("todos", TodoViewSet)
 {%- endif %}
 
 urlpatterns = [
+{%- if cookiecutter.include_example_app == "y" %}
+    # The live demo page: templates/index.html and static/todos/.
+    path("", TemplateView.as_view(template_name="index.html"), name="demo"),
+{%- endif %}
     path("admin/", admin.site.urls),
 {%- if cookiecutter.include_example_app == "y" %}
     path("api/", include(api.urls)),

@@ -52,4 +52,13 @@ def check_settings(app_configs, **kwargs):
                 id="rest_live.E001",
             )
         )
+    limit = getattr(settings, "REST_LIVE_SNAPSHOT_LIMIT", 1)
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        problems.append(
+            checks.Error(
+                f"REST_LIVE_SNAPSHOT_LIMIT is {limit!r}; it must be a whole number of at least 1.",
+                hint="It caps how many objects a list snapshot sends (default 1000).",
+                id="rest_live.E002",
+            )
+        )
     return problems

@@ -2,9 +2,11 @@
 
 import logging
 from collections import Counter
+from typing import NamedTuple
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 from django.http import Http404
 from rest_framework import exceptions
 
@@ -16,6 +18,16 @@ from rest_live.subscriber import Subscriber
 logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4003
+SNAPSHOT_LIMIT = 1000  # the default of settings.REST_LIVE_SNAPSHOT_LIMIT
+
+
+class Held(NamedTuple):
+    """A subscription this socket holds."""
+
+    label: str  # the model's label
+    live: subscriptions.LiveSubscription
+    group: str
+    after: int  # outcomes of evaluations up to this one are older than its snapshot
 
 
 class SubscriptionConsumer(AsyncWebsocketConsumer):
@@ -24,9 +36,10 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
     router = None
 
     async def connect(self):
-        self._subscriptions = {}  # client's id -> (model label, LiveSubscription)
+        self._subscriptions = {}  # client's id -> Held
         self._groups = Counter()  # group -> subscriptions on this socket that need it
-        await self.accept()
+        offered = self.scope.get("subprotocols") or ()
+        await self.accept(protocol.SUBPROTOCOL if protocol.SUBPROTOCOL in offered else None)
         user = self.scope.get("user")
         if not self.router.public and not (user and user.is_authenticated):
             await self.close(code=CLOSE_UNAUTHENTICATED)
@@ -48,7 +61,7 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
             await self.send(protocol.error_frame(error.request_id, error.code, error.message))
 
     async def subscribe(self, request):
-        """Start a subscription; success sends nothing back."""
+        """Start a subscription; success sends nothing back, or the snapshot if asked."""
         if request.id in self._subscriptions:
             raise ProtocolError(
                 protocol.BAD_REQUEST,
@@ -72,11 +85,19 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
         # after this subscription is set up, so none falls between reading state and listening.
         await self._join(group)
         try:
-            live = await self._start(Subscriber(view_class, model, request, self.scope), request.id)
+            subscriber = Subscriber(view_class, model, request, self.scope)
+            live, snapshot = await self._start(subscriber, request)
         except BaseException:
             await self._leave(group)
             raise
-        self._subscriptions[request.id] = (model._meta.label, live, group)
+        label = model._meta.label
+        after = snapshot.after if snapshot else 0
+        self._subscriptions[request.id] = Held(label, live, group, after)
+        if snapshot is not None:
+            # Sent before this handler returns, so before any broadcast this socket handles next.
+            await self.send(
+                protocol.snapshot_frame(request.id, label, snapshot.instances, snapshot.truncated)
+            )
 
     async def unsubscribe(self, request_id):
         """End a subscription; success sends nothing back."""
@@ -88,11 +109,11 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
 
     async def rest_live_change(self, message):
         """A committed change from broadcasting.py: send each subscription what it means to it."""
-        for request_id, (label, live, _group) in list(self._subscriptions.items()):
+        for request_id, (label, live, _group, after) in list(self._subscriptions.items()):
             if label != message["model"]:
                 continue
             try:
-                events = await live.changes(message["change"], message["pks"])
+                events = await live.changes(message["change"], message["pks"], after)
             except Exception:
                 logger.exception("rest_live could not evaluate a change for %r", live.key)
                 await self.send(
@@ -104,18 +125,25 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
             for action, instance in events:
                 await self.send(protocol.broadcast_frame(request_id, label, action, instance))
 
-    async def _start(self, subscriber, request_id):
-        await self._refuse_unless_authorized(subscriber, request_id)
-        live = subscriptions.acquire(subscriber)
+    async def _start(self, subscriber, request):
+        """(LiveSubscription, Snapshot or None) for an authorized subscriber."""
+        await self._refuse_unless_authorized(subscriber, request.id)
         try:
-            await live.start()
+            if request.snapshot:
+                limit = getattr(settings, "REST_LIVE_SNAPSHOT_LIMIT", SNAPSHOT_LIMIT)
+                return await subscriptions.acquire_with_snapshot(subscriber, limit)
+            live = subscriptions.acquire(subscriber)
+            try:
+                await live.start()
+            except BaseException:
+                subscriptions.release(live)
+                raise
+            return live, None
         except Exception:
-            subscriptions.release(live)
-            logger.exception("rest_live could not start a subscription to %r", live.key)
+            logger.exception("rest_live could not start a subscription to %r", subscriber.key())
             raise ProtocolError(
-                protocol.SERVER_ERROR, "The subscription could not be started.", request_id
+                protocol.SERVER_ERROR, "The subscription could not be started.", request.id
             ) from None
-        return live
 
     async def _refuse_unless_authorized(self, subscriber, request_id):
         try:
@@ -134,9 +162,9 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
             ) from None
 
     async def _drop(self, request_id):
-        _label, live, group = self._subscriptions.pop(request_id)
-        subscriptions.release(live)
-        await self._leave(group)
+        held = self._subscriptions.pop(request_id)
+        subscriptions.release(held.live)
+        await self._leave(held.group)
 
     async def _join(self, group):
         if not self._groups[group]:

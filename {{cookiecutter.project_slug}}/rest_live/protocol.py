@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from django.core.serializers.json import DjangoJSONEncoder
 
 ACTIONS = ("list", "retrieve")
+# Echoed when a client offers it, as clients sending a token subprotocol must (rest_live/auth.py).
+SUBPROTOCOL = "rest-live"
 CREATED, UPDATED, DELETED = "CREATED", "UPDATED", "DELETED"
 
 BAD_REQUEST, FORBIDDEN, NOT_FOUND, SERVER_ERROR = 400, 403, 404, 500
@@ -29,6 +31,7 @@ class Subscribe:
     lookup_by: int | str | None = None
     view_kwargs: tuple = ()  # sorted (name, value) pairs
     query_params: tuple = ()  # sorted (name, (value, ...)) pairs
+    snapshot: bool = False  # answer with the current state first
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,7 @@ def parse(text):
     """The `Subscribe` or `Unsubscribe` a text frame asks for; ProtocolError 400 if malformed."""
     try:
         frame = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser goes
         raise ProtocolError(BAD_REQUEST, "The frame is not valid JSON.") from None
     if not isinstance(frame, dict):
         raise ProtocolError(BAD_REQUEST, "The frame must be a JSON object.")
@@ -82,6 +85,9 @@ def _subscribe(frame, request_id):
             raise refuse("A retrieve subscription needs 'lookup_by', a string or an integer.")
     elif lookup_by is not None:
         raise refuse("'lookup_by' applies to retrieve subscriptions only.")
+    snapshot = frame.get("snapshot", False)
+    if not isinstance(snapshot, bool):
+        raise refuse("'snapshot' must be true or false.")
     return Subscribe(
         id=request_id,
         model=model,
@@ -89,6 +95,7 @@ def _subscribe(frame, request_id):
         lookup_by=lookup_by,
         view_kwargs=_view_kwargs(frame.get("view_kwargs"), refuse),
         query_params=_query_params(frame.get("query_params"), refuse),
+        snapshot=snapshot,
     )
 
 
@@ -135,6 +142,14 @@ def broadcast_frame(request_id, model, action, instance_json):
     return (
         f'{{"type": "broadcast", "id": {json.dumps(request_id)}, "model": {json.dumps(model)}, '
         f'"action": "{action}", "instance": {instance_json}}}'
+    )
+
+
+def snapshot_frame(request_id, model, instances_json, truncated):
+    """A snapshot frame around the rendered JSON array of what the subscriber sees now."""
+    return (
+        f'{{"type": "snapshot", "id": {json.dumps(request_id)}, "model": {json.dumps(model)}, '
+        f'"instances": {instances_json}, "truncated": {json.dumps(truncated)}}}'
     )
 
 

@@ -63,14 +63,33 @@ class Subscriber:
             return {}
         queryset = self._queryset(view)
         if self.action == "retrieve":
-            return {
-                obj.pk: self._lookup_value(obj)
-                for obj in queryset
-                if self._object_permitted(view, obj)
-            }
-        if self.lookup_field in ("pk", self.model._meta.pk.name):
-            return {pk: pk for pk in queryset.values_list("pk", flat=True)}
-        return dict(queryset.values_list("pk", self.lookup_field))
+            return self._visible_in(self._retrievable(view, queryset))
+        return self._listed(queryset)
+
+    def snapshot(self, limit):
+        """(instances as a JSON array, truncated, {pk: lookup value}): the state now, rendered.
+
+        A list is in the view's order, cut to its page size when it paginates, and to `limit`.
+        The visible set is the whole list's; every object in the snapshot is in it, and when
+        nothing was cut the two are the same objects, from one query.
+        """
+        view = self._view()
+        objects, truncated = [], False
+        if self._permitted(view):
+            queryset = self._queryset(view)
+            if self.action == "retrieve":
+                objects = self._retrievable(view, queryset)
+            else:
+                size = min(limit, _page_size(view) or limit)
+                objects = list(queryset[: size + 1])
+                truncated = len(objects) > size
+        if not truncated:
+            return self._render(view, objects, many=True), False, self._visible_in(objects)
+        # The list goes on past the cut: read all of it, and drop from the snapshot any object
+        # that left it in between (its change is on its way and will find it gone).
+        visible = self._listed(queryset)
+        objects = [obj for obj in objects[:size] if obj.pk in visible]
+        return self._render(view, objects, many=True), True, visible
 
     def changes(self, visible, pks):
         """[(action, rendered instance)] for a change to `pks`; updates `visible` to match."""
@@ -145,6 +164,17 @@ class Subscriber:
                 ) from error
         return queryset
 
+    def _retrievable(self, view, queryset):
+        return [obj for obj in queryset if self._object_permitted(view, obj)]
+
+    def _listed(self, queryset):
+        if self.lookup_field in ("pk", self.model._meta.pk.name):
+            return {pk: pk for pk in queryset.values_list("pk", flat=True)}
+        return dict(queryset.values_list("pk", self.lookup_field))
+
+    def _visible_in(self, objects):
+        return {obj.pk: self._lookup_value(obj) for obj in objects}
+
     def _permitted(self, view):
         try:
             view.check_permissions(view.request)
@@ -167,13 +197,25 @@ class Subscriber:
             value = getattr(value, name, None)
         return value
 
-    def _render(self, view, obj):
-        data = view.get_serializer(obj).data
+    def _render(self, view, obj, many=False):
+        data = view.get_serializer(obj, many=many).data
         renderer, media_type = view.perform_content_negotiation(view.request, force=True)
         if getattr(renderer, "format", None) != "json":
             renderer, media_type = JSONRenderer(), "application/json"
         context = {"request": view.request, "view": view}
         return renderer.render(data, media_type, context).decode()
+
+
+def _page_size(view):
+    """The page size a REST list of this view would have, or None if it does not paginate."""
+    paginator = view.paginator
+    if paginator is None:
+        return None
+    for name in ("get_page_size", "get_limit"):  # page number and cursor; limit/offset
+        size = getattr(paginator, name, None)
+        if size is not None:
+            return size(view.request)
+    return getattr(paginator, "page_size", None)
 
 
 def _meta_from_scope(scope, query_params):

@@ -3,12 +3,14 @@
 A `LiveSubscription` stands for every socket subscribed with the same view, action, lookup,
 kwargs, query params and user. The first socket to receive a change evaluates it (one query, one
 serialization); every other socket awaits that same result. Evaluations of one subscription run one
-at a time, in the order the changes arrive, so its record of what is visible stays true.
+at a time, in the order the changes arrive, so its record of what is visible stays true. Snapshots
+take their turn in that same order, so a socket can tell which outcomes are older than its snapshot.
 """
 
 import asyncio
 import weakref
 from collections import OrderedDict
+from dataclasses import dataclass, replace
 
 from channels.db import database_sync_to_async
 
@@ -19,14 +21,24 @@ _KEPT_OUTCOMES = 256
 _by_loop = weakref.WeakKeyDictionary()  # event loop -> {key: LiveSubscription}
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    instances: str  # a rendered JSON array
+    truncated: bool
+    visible: dict  # {pk: lookup value} of the whole list when the snapshot was taken
+    after: int  # the evaluations it already includes: outcomes up to this one are older
+    matches: bool  # the shared record of what is visible agreed with it
+
+
 class LiveSubscription:
-    def __init__(self, key, subscriber):
+    def __init__(self, key, subscriber, visible=None):
         self.key = key
         self.subscriber = subscriber
         self.holders = 0
-        self._visible = None  # {pk: lookup value}, loaded on start()
+        self._visible = visible  # {pk: lookup value}, loaded on start() or the first snapshot
         self._lock = asyncio.Lock()
         self._outcomes = OrderedDict()  # change id -> [task, holders yet to read it]
+        self._clock = 0  # evaluations so far, to order snapshots and outcomes
 
     async def start(self):
         """Record what is visible now; the first holder does it, later ones find it done."""
@@ -34,8 +46,21 @@ class LiveSubscription:
             if self._visible is None:
                 self._visible = await database_sync_to_async(self.subscriber.visible_now)()
 
-    async def changes(self, change_id, pks):
-        """The broadcasts this change means for every holder, evaluated once."""
+    async def snapshot(self, subscriber, limit):
+        """The state as `subscriber` sees it now, taken in turn with the change evaluations."""
+        async with self._lock:
+            take = database_sync_to_async(subscriber.snapshot)
+            instances, truncated, visible = await take(limit)
+            if self._visible is None:
+                self._visible = visible
+            return Snapshot(instances, truncated, visible, self._clock, visible == self._visible)
+
+    async def changes(self, change_id, pks, after=0):
+        """The broadcasts this change means for every holder, evaluated once.
+
+        A holder whose snapshot was taken after evaluation number `after` gets nothing from the
+        evaluations up to it: its snapshot is newer than they are.
+        """
         entry = self._outcomes.get(change_id)
         if entry is None:
             # A task of its own, so a holder that disconnects mid-way cannot cancel it for the rest.
@@ -46,11 +71,14 @@ class LiveSubscription:
         entry[1] -= 1
         if entry[1] <= 0:
             self._outcomes.pop(change_id, None)
-        return await asyncio.shield(entry[0])
+        clock, events = await asyncio.shield(entry[0])
+        return events if clock > after else []
 
     async def _evaluate(self, pks):
         async with self._lock:
-            return await database_sync_to_async(self.subscriber.changes)(self._visible, pks)
+            events = await database_sync_to_async(self.subscriber.changes)(self._visible, pks)
+            self._clock += 1
+            return self._clock, events
 
 
 def acquire(subscriber):
@@ -62,6 +90,25 @@ def acquire(subscriber):
         live = registry[key] = LiveSubscription(key, subscriber)
     live.holders += 1
     return live
+
+
+async def acquire_with_snapshot(subscriber, limit):
+    """(LiveSubscription, Snapshot) for `subscriber`: like `acquire`, plus the state now."""
+    live = acquire(subscriber)
+    try:
+        snapshot = await live.snapshot(subscriber, limit)
+    except BaseException:
+        release(live)
+        raise
+    if snapshot.matches:
+        return live, snapshot
+    # The shared record is behind the database: changes on their way to the other holders will
+    # update it. Overwriting it now would hide those changes from them, so this socket gets a
+    # subscription of its own that starts from its snapshot, and its broadcasts agree with it.
+    release(live)
+    own = LiveSubscription(live.key, subscriber, visible=snapshot.visible)
+    own.holders = 1
+    return own, replace(snapshot, after=0, matches=True)
 
 
 def release(live):

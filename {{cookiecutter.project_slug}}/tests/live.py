@@ -36,17 +36,18 @@ class LiveTestCase(TransactionTestCase):
         for socket in self._sockets:
             await socket.disconnect()
 
-    async def connect(self, user=None, path=None, headers=()):
-        """An open socket, anonymous or logged in as `user`."""
+    async def connect(self, user=None, path=None, headers=(), subprotocols=None):
+        """An open socket, anonymous or logged in as `user`; `.subprotocol` is the accepted one."""
         application = self.application
         if application is None:
             from config.asgi import application
         headers = list(headers)
         if user is not None:
             headers += await get_headers_for_user(user)
-        socket = APICommunicator(application, path or self.path, headers=headers)
-        connected, code = await socket.connect(timeout=self.timeout)
-        self.assertTrue(connected, f"the websocket was refused (close code {code})")
+        socket = APICommunicator(application, path or self.path, headers, subprotocols)
+        connected, subprotocol_or_code = await socket.connect(timeout=self.timeout)
+        self.assertTrue(connected, f"the websocket was refused (close code {subprotocol_or_code})")
+        socket.subprotocol = subprotocol_or_code
         self._sockets.append(socket)
         return socket
 
@@ -58,6 +59,27 @@ class LiveTestCase(TransactionTestCase):
         )
         await self._barrier(socket)
         return request_id
+
+    async def subscribe_with_snapshot(self, socket, model, action="list", **fields):
+        """Subscribe with `"snapshot": true` and return the snapshot frame; its `id` is the sub's.
+
+        The snapshot is the first reply, so its arrival also proves the subscription is set up.
+        """
+        request_id = fields.pop("id", None) or next(self._request_ids)
+        await socket.send_json_to(
+            {
+                "type": "subscribe",
+                "id": request_id,
+                "model": model,
+                "action": action,
+                "snapshot": True,
+                **fields,
+            }
+        )
+        message = await self.receive(socket)
+        if message.get("type") != "snapshot" or message.get("id") != request_id:
+            self.fail(f"expected the snapshot of subscription {request_id!r}, got {message}")
+        return message
 
     async def unsubscribe(self, socket, request_id):
         await socket.send_json_to({"type": "unsubscribe", "id": request_id})
@@ -94,12 +116,22 @@ class LiveTestCase(TransactionTestCase):
             self.assertEqual(message["instance"].get(field), value, message)
         return message
 
+    def assertSnapshot(self, snapshot, values, field="title", truncated=False):
+        """The snapshot's instances have these `field` values, in this order."""
+        self.assertEqual([item[field] for item in snapshot["instances"]], list(values), snapshot)
+        self.assertIs(snapshot["truncated"], truncated, snapshot)
+
     async def assertError(self, socket, code, id=None):
         message = await self.receive(socket)
         self.assertEqual(message.get("type"), "error", message)
         self.assertEqual(message["code"], code, message)
         self.assertEqual(message["id"], id, message)
         return message
+
+    async def assertClosed(self, socket, code):
+        """The server closes the socket with `code`."""
+        message = await socket.receive_output(timeout=self.timeout)
+        self.assertEqual(message, {"type": "websocket.close", "code": code})
 
     async def assertNothing(self, socket, timeout=0.2):
         """Nothing arrives within `timeout`, and the consumer is still alive."""

@@ -9,7 +9,7 @@ from django.test import SimpleTestCase, TransactionTestCase, override_settings
 from django.urls import path
 from rest_framework import serializers, viewsets
 
-from rest_live.apps import RestLiveConfig
+from rest_live.apps import RestLiveConfig, check_settings
 from rest_live.mixins import RealtimeMixin
 from rest_live.routers import RealtimeRouter
 from tests.live import LiveTestCase
@@ -99,6 +99,15 @@ class RouterConfigurationTests(SimpleTestCase):
             config.ready()
 
 
+class SettingsCheckTests(SimpleTestCase):
+    def test_the_snapshot_limit_must_be_a_positive_whole_number(self):
+        for value in [0, -1, "100", 2.5, True]:
+            with override_settings(REST_LIVE_SNAPSHOT_LIMIT=value):
+                self.assertIn("rest_live.E002", [problem.id for problem in check_settings(None)])
+        with override_settings(REST_LIVE_SNAPSHOT_LIMIT=50):
+            self.assertNotIn("rest_live.E002", [problem.id for problem in check_settings(None)])
+
+
 class GroupLiveTests(LiveTestCase):
     application = application
 
@@ -130,6 +139,27 @@ class GroupLiveTests(LiveTestCase):
         self.assertEqual(message["instance"], {"id": group.pk, "name": "editors"})
         await self.db(Group.objects.create, name="editors")
         await self.assertBroadcast(socket, "CREATED", {"name": "editors"}, id=sub)
+
+
+class GroupSnapshotTests(LiveTestCase):
+    application = application
+
+    async def test_snapshots_by_a_lookup_field_other_than_the_pk(self):
+        editors = await self.db(Group.objects.create, name="editors")
+        await self.db(Group.objects.create, name="writers")
+        socket = await self.connect(path="/ws/groups-by-name/")
+        listing = await self.subscribe_with_snapshot(socket, "auth.Group")
+        self.assertEqual({item["name"] for item in listing["instances"]}, {"editors", "writers"})
+        single = await self.subscribe_with_snapshot(
+            socket, "auth.Group", "retrieve", lookup_by="editors"
+        )
+        self.assertSnapshot(single, ["editors"], field="name")
+
+        editors.name = "readers"
+        await self.db(editors.save)
+        await self.assertBroadcast(socket, "UPDATED", {"name": "readers"}, id=listing["id"])
+        message = await self.assertBroadcast(socket, "DELETED", id=single["id"])
+        self.assertEqual(message["instance"], {"id": editors.pk, "name": "editors"})
 
 
 class UnreachableLayer(InMemoryChannelLayer):

@@ -1,4 +1,4 @@
-"""Views that exist only for the tests: private, staff-only and object-permission todos.
+"""Views that exist only for the tests: private, staff-only, object-permission and paged todos.
 
 Each is served by its own router (one view per model per router), all under `application`.
 """
@@ -7,7 +7,7 @@ from channels.auth import AuthMiddlewareStack
 from channels.routing import URLRouter
 from channels.security.websocket import AllowedHostsOriginValidator
 from django.urls import path
-from rest_framework import permissions, serializers, viewsets
+from rest_framework import pagination, permissions, serializers, viewsets
 
 from rest_live.mixins import RealtimeMixin
 from rest_live.routers import RealtimeRouter
@@ -54,21 +54,31 @@ class OwnedTodoViewSet(RealtimeMixin, viewsets.ReadOnlyModelViewSet):
     permission_classes = [IsOwner]
 
 
+class PairsPagination(pagination.PageNumberPagination):
+    page_size = 2
+    page_size_query_param = "page_size"
+
+
+class PagedTodoViewSet(RealtimeMixin, viewsets.ReadOnlyModelViewSet):
+    queryset = Todo.objects.all()
+    serializer_class = TodoSerializer
+    pagination_class = PairsPagination
+
+
 private_router = RealtimeRouter(public=False)
 private_router.register(MyTodoViewSet)
 staff_router = RealtimeRouter()
 staff_router.register(StaffTodoViewSet)
 owned_router = RealtimeRouter()
 owned_router.register(OwnedTodoViewSet)
+paged_router = RealtimeRouter()
+paged_router.register(PagedTodoViewSet)
 
-application = AllowedHostsOriginValidator(
-    AuthMiddlewareStack(
-        URLRouter(
-            [
-                path("ws/private/", private_router.as_consumer().as_asgi()),
-                path("ws/staff/", staff_router.as_consumer().as_asgi()),
-                path("ws/owned/", owned_router.as_consumer().as_asgi()),
-            ]
-        )
-    )
-)
+websocket_urlpatterns = [
+    path("ws/private/", private_router.as_consumer().as_asgi()),
+    path("ws/staff/", staff_router.as_consumer().as_asgi()),
+    path("ws/owned/", owned_router.as_consumer().as_asgi()),
+    path("ws/paged/", paged_router.as_consumer().as_asgi()),
+]
+
+application = AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))

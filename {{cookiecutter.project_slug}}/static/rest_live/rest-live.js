@@ -1,0 +1,202 @@
+/**
+ * rest-live.js: a client for the live subscription protocol (docs/protocol.md).
+ * One ES module, no dependencies, no build step; runs in browsers and in Node 22+.
+ *
+ *   import { LiveClient } from "/static/rest_live/rest-live.js";
+ *
+ *   const live = new LiveClient("/ws/subscribe/");
+ *   const stop = live.subscribe(
+ *     { model: "todos.Todo", action: "list", query_params: { search: "milk" }, snapshot: true },
+ *     (action, data, info) => {
+ *       // "SNAPSHOT": data is every instance (info.truncated says if the list was cut): the
+ *       //             whole state, replacing whatever the page had.
+ *       // "CREATED" / "UPDATED": data is the instance; treat both as "this is it now".
+ *       // "DELETED": data is {id, ...lookup field}; forget it (it may be one you never had).
+ *     },
+ *     (error) => {}, // {code, message}: the server refused; this subscription is over
+ *   );
+ *   live.on("status", (status) => {}); // "connecting" | "open" | "reconnecting" | "closed"
+ *   stop(); // unsubscribe
+ *   live.close(); // for good: no more reconnecting
+ *
+ * When the connection drops, the client reconnects with capped, jittered exponential backoff and
+ * subscribes again with `snapshot: true`, so each callback gets a "SNAPSHOT" that replaces its
+ * state: changes made while disconnected are not replayed, they are in the snapshot.
+ */
+
+export const SUBPROTOCOL = "rest-live";
+export const TOKEN_SUBPROTOCOL_PREFIX = `${SUBPROTOCOL}.token.`;
+export const STATUSES = ["connecting", "open", "reconnecting", "closed"];
+
+// Close codes 4000-4999 are the server's refusals (4001 bad token, 4003 signed out on a private
+// router); reconnecting would only be refused again.
+const isRefusal = (code) => code >= 4000 && code < 5000;
+
+export class LiveClient {
+  #url;
+  #protocols;
+  #minDelay;
+  #maxDelay;
+  #WebSocket;
+  #socket = null;
+  #status = "connecting";
+  #attempts = 0;
+  #timer = null;
+  #closed = false;
+  #nextId = 1;
+  #subscriptions = new Map(); // id -> {request, callback, onError, socket it was sent on}
+  #listeners = new Map(); // event -> Set of functions
+
+  /**
+   * @param {string} url  "/ws/subscribe/" (resolved against the page) or a full ws(s)/http(s) URL
+   * @param {object} [options]
+   * @param {string} [options.token]  a DRF token, for clients without the site's session cookie
+   * @param {number} [options.minDelay=500]  first reconnect delay, in milliseconds
+   * @param {number} [options.maxDelay=15000]  the longest delay between reconnect attempts
+   * @param {typeof WebSocket} [options.WebSocket]  another implementation (tests, older Node)
+   */
+  constructor(url, { token, minDelay = 500, maxDelay = 15000, WebSocket } = {}) {
+    this.#url = socketUrl(url);
+    this.#protocols = token ? [SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX + token] : undefined;
+    this.#minDelay = minDelay;
+    this.#maxDelay = maxDelay;
+    this.#WebSocket = WebSocket ?? globalThis.WebSocket;
+    globalThis.addEventListener?.("online", this.#retryNow);
+    this.#connect();
+  }
+
+  /** "connecting", "open", "reconnecting" or "closed". */
+  get status() {
+    return this.#status;
+  }
+
+  /**
+   * Listen to "status" (called at once with the current one, then on every change) or "error"
+   * ({code, message, id}: errors no subscription's onError took, and refusals that close the
+   * connection). Returns a function that stops listening.
+   */
+  on(event, listener) {
+    if (!this.#listeners.has(event)) this.#listeners.set(event, new Set());
+    this.#listeners.get(event).add(listener);
+    if (event === "status") listener(this.#status);
+    return () => this.#listeners.get(event).delete(listener);
+  }
+
+  /**
+   * Subscribe to a list or an object: `request` holds the subscribe frame's fields (model,
+   * action, lookup_by, view_kwargs, query_params, snapshot); the client picks the id. Sent at
+   * once when connected, else as soon as the connection opens. Returns `stop()`.
+   */
+  subscribe(request, callback, onError) {
+    const id = this.#nextId++;
+    const subscription = { request, callback, onError, socket: null };
+    this.#subscriptions.set(id, subscription);
+    this.#send(id, subscription);
+    return () => {
+      if (this.#subscriptions.get(id) !== subscription) return;
+      this.#subscriptions.delete(id);
+      if (subscription.socket === this.#socket && this.#status === "open") {
+        this.#socket.send(JSON.stringify({ type: "unsubscribe", id }));
+      }
+    };
+  }
+
+  /** Close the connection for good. */
+  close() {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    globalThis.removeEventListener?.("online", this.#retryNow);
+    this.#subscriptions.clear();
+    this.#socket?.close(1000);
+    this.#setStatus("closed");
+  }
+
+  #connect() {
+    const socket = new this.#WebSocket(this.#url, this.#protocols);
+    this.#socket = socket;
+    socket.onopen = () => {
+      if (socket !== this.#socket) return;
+      this.#attempts = 0;
+      this.#setStatus("open");
+      for (const [id, subscription] of this.#subscriptions) this.#send(id, subscription);
+    };
+    socket.onmessage = (event) => {
+      if (socket === this.#socket) this.#receive(event.data);
+    };
+    socket.onclose = (event) => {
+      if (socket !== this.#socket || this.#closed) return;
+      if (isRefusal(event.code)) {
+        this.#emit("error", { id: null, code: event.code, message: event.reason || "Refused." });
+        this.close();
+        return;
+      }
+      this.#setStatus("reconnecting");
+      this.#schedule();
+    };
+  }
+
+  #schedule() {
+    clearTimeout(this.#timer);
+    const ceiling = Math.min(this.#maxDelay, this.#minDelay * 2 ** this.#attempts);
+    this.#attempts += 1;
+    // Half fixed, half random: clients that lost the same server do not all return at once.
+    const delay = ceiling / 2 + Math.random() * (ceiling / 2);
+    this.#timer = setTimeout(() => this.#connect(), delay);
+  }
+
+  #retryNow = () => {
+    if (this.#status !== "reconnecting" || this.#socket?.readyState === 0) return;
+    clearTimeout(this.#timer);
+    this.#connect();
+  };
+
+  #send(id, subscription) {
+    if (this.#status !== "open" || subscription.socket === this.#socket) return;
+    // Sent before, on a connection since lost: ask for the whole state again.
+    const snapshot = subscription.socket !== null || Boolean(subscription.request.snapshot);
+    subscription.socket = this.#socket;
+    this.#socket.send(JSON.stringify({ ...subscription.request, type: "subscribe", id, snapshot }));
+  }
+
+  #receive(text) {
+    let frame;
+    try {
+      frame = JSON.parse(text);
+    } catch {
+      this.#emit("error", { id: null, code: null, message: "The server sent a frame that is not JSON." });
+      return;
+    }
+    const subscription = this.#subscriptions.get(frame.id);
+    if (frame.type === "error") {
+      const error = { id: frame.id, code: frame.code, message: frame.message };
+      // An error ends the subscription: the server created none.
+      if (subscription) this.#subscriptions.delete(frame.id);
+      if (subscription?.onError) subscription.onError(error);
+      else this.#emit("error", error);
+    } else if (!subscription) {
+      // A frame still in flight when its subscription was stopped.
+    } else if (frame.type === "snapshot") {
+      subscription.callback("SNAPSHOT", frame.instances, { truncated: frame.truncated });
+    } else if (frame.type === "broadcast") {
+      subscription.callback(frame.action, frame.instance, {});
+    }
+  }
+
+  #setStatus(status) {
+    if (status === this.#status) return;
+    this.#status = status;
+    this.#emit("status", status);
+  }
+
+  #emit(event, value) {
+    for (const listener of this.#listeners.get(event) ?? []) listener(value);
+  }
+}
+
+/** A ws:// or wss:// URL: relative paths resolve against the page, http(s) becomes ws(s). */
+export function socketUrl(url) {
+  const resolved = new URL(url, globalThis.location?.href);
+  if (resolved.protocol === "http:") resolved.protocol = "ws:";
+  if (resolved.protocol === "https:") resolved.protocol = "wss:";
+  return resolved.href;
+}

@@ -1,0 +1,128 @@
+"""Sockets authenticated by a DRF token (rest_live/auth.py), wired as in config/asgi.py."""
+
+from channels.auth import AuthMiddlewareStack
+from channels.routing import URLRouter
+from channels.security.websocket import AllowedHostsOriginValidator
+from django.contrib.auth.models import Group
+from django.urls import path
+from rest_framework import permissions
+from rest_framework.authentication import TokenAuthentication
+from rest_framework.authtoken.models import Token
+
+from rest_live.auth import CLOSE_INVALID_TOKEN, TokenAuthMiddleware
+from rest_live.consumers import CLOSE_UNAUTHENTICATED
+from rest_live.routers import RealtimeRouter
+from rest_live.testing import APICommunicator
+from tests.live import LiveTestCase
+from tests.test_rest_live import GroupViewSet
+
+GROUP = "auth.Group"
+FOREIGN_ORIGIN = (b"origin", b"https://elsewhere.example")
+
+
+class TokenOnlyGroupViewSet(GroupViewSet):
+    """A view that knows no session: it sees the socket's token as an Authorization header."""
+
+    authentication_classes = [TokenAuthentication]
+    permission_classes = [permissions.IsAuthenticated]
+
+
+private_router = RealtimeRouter(public=False)  # closes anonymous sockets: shows who is signed in
+private_router.register(GroupViewSet)
+token_only_router = RealtimeRouter()
+token_only_router.register(TokenOnlyGroupViewSet)
+routes = URLRouter(
+    [
+        path("ws/private/", private_router.as_consumer().as_asgi()),
+        path("ws/token-only/", token_only_router.as_consumer().as_asgi()),
+    ]
+)
+cookie_sockets = AllowedHostsOriginValidator(AuthMiddlewareStack(routes))
+application = TokenAuthMiddleware(routes, otherwise=cookie_sockets)
+url_token_application = TokenAuthMiddleware(routes, otherwise=cookie_sockets, query_param="token")
+
+
+def token_subprotocols(key):
+    return ["rest-live", f"rest-live.token.{key}"]
+
+
+class TokenAuthTests(LiveTestCase):
+    application = application
+    path = "/ws/private/"
+
+    async def asyncSetUp(self):
+        await super().asyncSetUp()
+        self.alice = await self.create_user("alice")
+        self.key = (await self.db(Token.objects.create, user=self.alice)).key
+
+    async def assertSignedIn(self, socket):
+        """The private router kept the socket open, and it serves subscriptions."""
+        sub = await self.subscribe(socket, GROUP)
+        await self.db(Group.objects.create, name="editors")
+        await self.assertBroadcast(socket, "CREATED", {"name": "editors"}, id=sub)
+
+    async def test_a_subprotocol_token_from_another_origin(self):
+        socket = await self.connect(
+            headers=[FOREIGN_ORIGIN], subprotocols=token_subprotocols(self.key)
+        )
+        self.assertEqual(socket.subprotocol, "rest-live")  # the token is never echoed
+        await self.assertSignedIn(socket)
+
+    async def test_an_authorization_header(self):
+        header = (b"authorization", f"Token {self.key}".encode())
+        socket = await self.connect(headers=[FOREIGN_ORIGIN, header])
+        self.assertIsNone(socket.subprotocol)
+        await self.assertSignedIn(socket)
+
+    async def test_an_unknown_token_is_closed_with_4001(self):
+        socket = await self.connect(subprotocols=token_subprotocols("0" * 40))
+        self.assertEqual(socket.subprotocol, "rest-live")
+        await self.assertClosed(socket, CLOSE_INVALID_TOKEN)
+
+    async def test_the_token_of_an_inactive_user_is_closed_with_4001(self):
+        self.alice.is_active = False
+        await self.db(self.alice.save)
+        socket = await self.connect(subprotocols=token_subprotocols(self.key))
+        await self.assertClosed(socket, CLOSE_INVALID_TOKEN)
+
+    async def test_without_a_token_the_session_is_used_and_the_origin_checked(self):
+        await self.assertSignedIn(await self.connect(self.alice))
+        anonymous = await self.connect()
+        await self.assertClosed(anonymous, CLOSE_UNAUTHENTICATED)
+        refused = APICommunicator(self.application, self.path, headers=[FOREIGN_ORIGIN])
+        connected, _code = await refused.connect()
+        self.assertFalse(connected)
+
+    async def test_a_token_in_the_url_only_where_enabled(self):
+        path = f"/ws/private/?token={self.key}"
+        ignored = await self.connect(path=path)
+        await self.assertClosed(ignored, CLOSE_UNAUTHENTICATED)
+        self.application = url_token_application
+        await self.assertSignedIn(await self.connect(path=path, headers=[FOREIGN_ORIGIN]))
+
+    async def test_views_see_the_token(self):
+        session_only = await self.connect(self.alice, path="/ws/token-only/")
+        await session_only.send_json_to(
+            {"type": "subscribe", "id": 1, "model": GROUP, "action": "list"}
+        )
+        await self.assertError(session_only, 403, id=1)
+        socket = await self.connect(
+            path="/ws/token-only/", subprotocols=token_subprotocols(self.key)
+        )
+        await self.assertSignedIn(socket)
+
+
+class ProjectWiringTests(LiveTestCase):
+    """config/asgi.py: token sockets from anywhere, cookie sockets from the site's hosts."""
+
+    async def test_a_token_socket_from_another_origin_is_accepted(self):
+        alice = await self.create_user("alice")
+        token = await self.db(Token.objects.create, user=alice)
+        socket = await self.connect(
+            headers=[FOREIGN_ORIGIN], subprotocols=token_subprotocols(token.key)
+        )
+        self.assertEqual(socket.subprotocol, "rest-live")
+
+    async def test_rest_live_is_echoed_when_offered(self):
+        socket = await self.connect(subprotocols=["rest-live"])
+        self.assertEqual(socket.subprotocol, "rest-live")
