@@ -10,18 +10,19 @@ django_application = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from config.routing import websocket_urlpatterns  # noqa: E402
 from rest_live.auth import TokenAuthMiddleware  # noqa: E402
+from rest_live.origins import AllowedOriginsValidator  # noqa: E402
 
 routes = URLRouter(websocket_urlpatterns)
 # Importable on its own so tests can drive websockets without the HTTP stack. A socket that
 # presents a DRF token is that token's user, from any origin (scripts, apps, other sites); any
-# other socket is the session cookie's user, and must come from one of ALLOWED_HOSTS, since a
-# browser sends the cookie whichever page opens the socket. See rest_live/auth.py.
+# other socket is the session cookie's user, and must come from an allowed origin (ALLOWED_HOSTS
+# or WEBSOCKET_ALLOWED_ORIGINS), since a browser sends the cookie whichever page opens the socket.
+# See rest_live/auth.py and rest_live/origins.py.
 websocket_application = TokenAuthMiddleware(
-    routes, otherwise=AllowedHostsOriginValidator(AuthMiddlewareStack(routes))
+    routes, otherwise=AllowedOriginsValidator(AuthMiddlewareStack(routes))
 )
 
 application = ProtocolTypeRouter(

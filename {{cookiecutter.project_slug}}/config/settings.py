@@ -40,6 +40,8 @@ if not ALLOWED_HOSTS:
         "serves, comma-separated, e.g. DJANGO_ALLOWED_HOSTS=example.com,www.example.com."
     )
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+# Pages allowed to open cookie-authenticated websockets; empty means the hosts above.
+WEBSOCKET_ALLOWED_ORIGINS = env_list("DJANGO_WEBSOCKET_ALLOWED_ORIGINS")
 
 INSTALLED_APPS = [
     # daphne first: its runserver replaces Django's, so `manage.py runserver` speaks websockets.

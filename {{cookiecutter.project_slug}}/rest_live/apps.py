@@ -4,6 +4,8 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
+from rest_live import conf
+
 
 class RestLiveConfig(AppConfig):
     name = "rest_live"
@@ -52,13 +54,8 @@ def check_settings(app_configs, **kwargs):
                 id="rest_live.E001",
             )
         )
-    limit = getattr(settings, "REST_LIVE_SNAPSHOT_LIMIT", 1)
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+    for message in conf.problems():
         problems.append(
-            checks.Error(
-                f"REST_LIVE_SNAPSHOT_LIMIT is {limit!r}; it must be a whole number of at least 1.",
-                hint="It caps how many objects a list snapshot sends (default 1000).",
-                id="rest_live.E002",
-            )
+            checks.Error(message, hint="See rest_live/conf.py for each limit.", id="rest_live.E002")
         )
     return problems

@@ -29,7 +29,7 @@ class TokenAuthMiddleware:
     """Sockets that present a DRF token go to `inner` as its user; the others go to `otherwise`.
 
         routes = URLRouter(websocket_urlpatterns)
-        cookie_sockets = AllowedHostsOriginValidator(AuthMiddlewareStack(routes))
+        cookie_sockets = AllowedOriginsValidator(AuthMiddlewareStack(routes))
         application = TokenAuthMiddleware(routes, otherwise=cookie_sockets)
 
     A browser adds the session cookie to a socket whichever page opens it, so cookie sockets need

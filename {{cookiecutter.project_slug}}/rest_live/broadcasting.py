@@ -55,6 +55,35 @@ def _announce(model, pks, using):
         transaction.on_commit(partial(_send, model, pks), using=using)
 
 
+class _Outage:
+    """Logs a channel layer outage once when it starts and once when it ends, not per write."""
+
+    def __init__(self):
+        self.lost = 0
+
+    def failed(self, model, pks):
+        self.lost += 1
+        if self.lost == 1:
+            logger.exception(
+                "rest_live could not broadcast a change to %s %s; the channel layer is "
+                "unreachable, and changes are not broadcast until it answers again",
+                model._meta.label,
+                pks,
+            )
+        else:
+            logger.debug("rest_live lost the broadcast of %s %s", model._meta.label, pks)
+
+    def ended(self):
+        if self.lost:
+            logger.warning(
+                "rest_live reached the channel layer again; %d broadcasts were lost", self.lost
+            )
+            self.lost = 0
+
+
+_outage = _Outage()
+
+
 def _send(model, pks):
     message = {
         "type": CHANGE_MESSAGE,
@@ -66,7 +95,9 @@ def _send(model, pks):
         async_to_sync(get_channel_layer().group_send)(group_name(model), message)
     except Exception:
         # The write is committed and stays so; only this announcement is lost.
-        logger.exception("rest_live could not broadcast a change to %s %s", model._meta.label, pks)
+        _outage.failed(model, pks)
+    else:
+        _outage.ended()
 
 
 def _on_save(sender, instance, using, **kwargs):

@@ -6,19 +6,20 @@ from typing import NamedTuple
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.conf import settings
 from django.http import Http404
 from rest_framework import exceptions
 
-from rest_live import protocol, subscriptions
+from rest_live import conf, protocol, subscriptions
 from rest_live.broadcasting import group_name
+from rest_live.limits import MessageRate
 from rest_live.protocol import ProtocolError, Subscribe
 from rest_live.subscriber import Subscriber
 
 logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4003
-SNAPSHOT_LIMIT = 1000  # the default of settings.REST_LIVE_SNAPSHOT_LIMIT
+CLOSE_POLICY_VIOLATION = 1008  # the socket sent faster than its rate limit
+CLOSE_TOO_BIG = 1009  # a frame over REST_LIVE_MAX_FRAME_BYTES
 
 
 class Held(NamedTuple):
@@ -38,6 +39,8 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
     async def connect(self):
         self._subscriptions = {}  # client's id -> Held
         self._groups = Counter()  # group -> subscriptions on this socket that need it
+        self._rate = MessageRate(conf.setting("MESSAGE_BURST"), conf.setting("MESSAGES_PER_SECOND"))
+        self._closing = False
         offered = self.scope.get("subprotocols") or ()
         await self.accept(protocol.SUBPROTOCOL if protocol.SUBPROTOCOL in offered else None)
         user = self.scope.get("user")
@@ -47,6 +50,21 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code):
         for request_id in list(getattr(self, "_subscriptions", ())):
             await self._drop(request_id)
+
+    async def websocket_receive(self, message):
+        """Enforce the socket's limits before a frame is read; over them, the socket is closed."""
+        if self._closing:
+            return  # frames that were on their way when we closed
+        if _too_big(message, conf.setting("MAX_FRAME_BYTES")):
+            await self._close(CLOSE_TOO_BIG)
+        elif not self._rate.allow():
+            await self._close(CLOSE_POLICY_VIOLATION)
+        else:
+            await super().websocket_receive(message)
+
+    async def _close(self, code):
+        self._closing = True
+        await self.close(code=code)
 
     async def receive(self, text_data=None, bytes_data=None):
         try:
@@ -66,6 +84,13 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
             raise ProtocolError(
                 protocol.BAD_REQUEST,
                 f"Subscription id {request.id!r} is already in use on this socket.",
+                request.id,
+            )
+        most = conf.setting("MAX_SUBSCRIPTIONS")
+        if len(self._subscriptions) >= most:
+            raise ProtocolError(
+                protocol.TOO_MANY,
+                f"This socket holds {most} subscriptions, the most allowed; unsubscribe one first.",
                 request.id,
             )
         found = self.router.view_for(request.model)
@@ -130,7 +155,7 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
         await self._refuse_unless_authorized(subscriber, request.id)
         try:
             if request.snapshot:
-                limit = getattr(settings, "REST_LIVE_SNAPSHOT_LIMIT", SNAPSHOT_LIMIT)
+                limit = conf.setting("SNAPSHOT_LIMIT")
                 return await subscriptions.acquire_with_snapshot(subscriber, limit)
             live = subscriptions.acquire(subscriber)
             try:
@@ -176,6 +201,16 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
         if not self._groups[group]:
             del self._groups[group]
             await self.channel_layer.group_discard(group, self.channel_name)
+
+
+def _too_big(message, limit):
+    """Whether a received frame is over `limit` bytes on the wire (UTF-8 for text)."""
+    text = message.get("text")
+    if text is None:
+        return len(message.get("bytes") or b"") > limit
+    if len(text) > limit or len(text) * 4 <= limit:  # a character is 1 to 4 bytes
+        return len(text) > limit
+    return len(text.encode("utf-8", "surrogatepass")) > limit
 
 
 def _detail(error):

@@ -4,9 +4,11 @@ Everything here is synchronous ORM and DRF work; subscriptions.py runs it in a d
 """
 
 from http.cookies import SimpleCookie
+from importlib import import_module
 from urllib.parse import urlencode
 
-from django.contrib.auth import get_user_model
+from django.conf import settings
+from django.contrib.auth import get_user, get_user_model
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ObjectDoesNotExist
 from django.http import Http404, HttpRequest, QueryDict
@@ -30,15 +32,14 @@ class Subscriber:
         self.view_kwargs = dict(subscribe.view_kwargs)
         self.query_params = subscribe.query_params
         self.lookup_field = getattr(view_class, "lookup_field", "pk")
-        self.user = scope.get("user") or AnonymousUser()
-        self.auth = None
+        self._scope_user = scope.get("user") or AnonymousUser()
         self._session = scope.get("session")
+        self._credential = ("anonymous",)  # what the subscriber proved at subscribe
         self._path = scope.get("path", "/")
         self._meta = _meta_from_scope(scope, subscribe.query_params)
 
     def key(self):
         """Identical subscriptions share one evaluation; this is what makes them identical."""
-        user = ("user", self.user.pk) if self.user.is_authenticated else ("anonymous",)
         lookup = None if self.lookup_by is None else str(self.lookup_by)
         return (
             self.view_class,
@@ -46,13 +47,13 @@ class Subscriber:
             lookup,
             tuple(sorted(self.view_kwargs.items())),
             self.query_params,
-            user,
+            self._credential,
         )
 
     def authorize(self):
         """Authenticate as the view does and check its permissions and inputs; raise if refused."""
-        view = self._view(authenticate=True)
-        self.user, self.auth = view.request.user, view.request.auth
+        view = self._view(self._scope_user)
+        self._credential = _credential(view.request.user, view.request.auth, self._session)
         view.check_permissions(view.request)
         self._queryset(view)  # filter backends and the lookup refuse bad values here
 
@@ -112,7 +113,9 @@ class Subscriber:
                 events.append((DELETED, deleted_instance(pk, self.lookup_field, lookup_value)))
         return events
 
-    def _view(self, authenticate=False):
+    def _view(self, django_user=None):
+        """The view, as over REST: its authentication classes run on a request made as
+        `django_user`, by default the subscriber as they are now (see `_identity`)."""
         view = self.view_class()
         kwargs = dict(self.view_kwargs)
         if isinstance(view, ViewSetMixin):
@@ -122,25 +125,29 @@ class Subscriber:
         if self.action == "retrieve":
             kwargs[view.lookup_url_kwarg or view.lookup_field] = self.lookup_by
         view.args, view.kwargs, view.format_kwarg = (), kwargs, None
-        request = view.initialize_request(self._http_request())
-        if not authenticate:
-            # Authenticated once at subscribe; later evaluations reuse that identity, as it is now.
-            request.user, request.auth = self._current_user(), self.auth
+        request = view.initialize_request(self._http_request(django_user or self._identity()))
+        try:
+            request.user  # noqa: B018 (runs the view's authentication classes)
+        except exceptions.AuthenticationFailed:
+            request.user, request.auth = AnonymousUser(), None
         view.request = request
         view.headers = view.default_response_headers
         request.version, request.versioning_scheme = view.determine_version(request, **kwargs)
         return view
 
-    def _current_user(self):
-        """The user re-read, so one deactivated or demoted loses access at the next change."""
-        if not self.user.is_authenticated:
-            return self.user
-        user = get_user_model()._default_manager.filter(pk=self.user.pk).first()
-        if user is None or not getattr(user, "is_active", True):
-            return AnonymousUser()
-        return user
+    def _identity(self):
+        """Who the subscriber is now. Re-read at every change, so logging out, a password change
+        or deactivation ends access to private data at the next change, as it would over REST."""
+        kind, *value = self._credential
+        if kind == "session":
+            return _session_user(value[0])
+        if kind == "user":
+            user = get_user_model()._default_manager.filter(pk=value[0]).first()
+            return user if user is not None and user.is_active else AnonymousUser()
+        # Anonymous, or a token that the view's TokenAuthentication checks again from the headers.
+        return AnonymousUser()
 
-    def _http_request(self):
+    def _http_request(self, user):
         request = HttpRequest()
         request.method = "GET"
         request.path = request.path_info = self._path
@@ -148,7 +155,7 @@ class Subscriber:
         request.GET = QueryDict(request.META["QUERY_STRING"])
         cookies = SimpleCookie(request.META.get("HTTP_COOKIE", ""))
         request.COOKIES = {name: morsel.value for name, morsel in cookies.items()}
-        request.user = self.user
+        request.user = user
         if self._session is not None:
             request.session = self._session
         return request
@@ -204,6 +211,24 @@ class Subscriber:
             renderer, media_type = JSONRenderer(), "application/json"
         context = {"request": view.request, "view": view}
         return renderer.render(data, media_type, context).decode()
+
+
+def _credential(user, auth, session):
+    """What identifies an authenticated subscriber from one change to the next."""
+    if not user.is_authenticated:
+        return ("anonymous",)
+    if auth is not None:
+        return ("token", str(getattr(auth, "key", auth)))
+    if session is not None and session.session_key:
+        return ("session", session.session_key)
+    return ("user", user.pk)
+
+
+def _session_user(session_key):
+    """The user a session belongs to now: AnonymousUser once it is logged out or invalid."""
+    request = HttpRequest()
+    request.session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    return get_user(request)
 
 
 def _page_size(view):

@@ -265,6 +265,12 @@ class ErrorTests(LiveTestCase):
                 {"type": "subscribe", "model": 7, "action": "list"},
                 {"type": "subscribe", "model": TODO, "action": "retrieve"},
                 {"type": "subscribe", "model": TODO, "action": "retrieve", "lookup_by": [1]},
+                {
+                    "type": "subscribe",
+                    "model": TODO,
+                    "action": "retrieve",
+                    "lookup_by": {"title__startswith": ""},  # no dicts into filter(**...)
+                },
                 {"type": "subscribe", "model": TODO, "action": "retrieve", "lookup_by": "abc"},
                 {"type": "subscribe", "model": TODO, "action": "list", "lookup_by": 1},
                 {"type": "subscribe", "model": TODO, "action": "list", "query_params": []},

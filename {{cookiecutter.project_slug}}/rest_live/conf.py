@@ -1,0 +1,50 @@
+"""rest_live's settings, read in one place: `REST_LIVE_<NAME>` in Django settings, else the default.
+
+| setting | default | what it limits |
+| --- | --- | --- |
+| REST_LIVE_MAX_FRAME_BYTES | 65536 | a larger client frame closes the socket with 1009 |
+| REST_LIVE_MAX_SUBSCRIPTIONS | 100 | subscriptions one socket may hold; more is an error 429 |
+| REST_LIVE_MESSAGE_BURST | 100 | client frames a socket may send at once ... |
+| REST_LIVE_MESSAGES_PER_SECOND | 20 | ... and on average; faster closes the socket with 1008 |
+| REST_LIVE_SNAPSHOT_LIMIT | 1000 | objects in a list snapshot (the view's page size if smaller) |
+
+Each is a whole number of at least 1, but the rate, which is a number above 0; the two rate
+settings may also be None, for no rate limit.
+"""
+
+from django.conf import settings
+
+DEFAULTS = {
+    "MAX_FRAME_BYTES": 64 * 1024,
+    "MAX_SUBSCRIPTIONS": 100,
+    "MESSAGE_BURST": 100,
+    "MESSAGES_PER_SECOND": 20,
+    "SNAPSHOT_LIMIT": 1000,
+}
+OPTIONAL = {"MESSAGE_BURST", "MESSAGES_PER_SECOND"}  # None turns the rate limit off
+FRACTIONAL = {"MESSAGES_PER_SECOND"}
+
+
+def setting(name):
+    return getattr(settings, f"REST_LIVE_{name}", DEFAULTS[name])
+
+
+def problems():
+    """A sentence for each setting whose value cannot work."""
+    found = []
+    for name in DEFAULTS:
+        value = setting(name)
+        if value is None and name in OPTIONAL:
+            continue
+        if name in FRACTIONAL:
+            valid, rule = _is_number(value) and value > 0, "a number above 0"
+        else:
+            valid, rule = _is_number(value, int) and value >= 1, "a whole number of at least 1"
+        if not valid:
+            rule += ", or None" if name in OPTIONAL else ""
+            found.append(f"REST_LIVE_{name} is {value!r}; it must be {rule}.")
+    return found
+
+
+def _is_number(value, kind=int | float):
+    return isinstance(value, kind) and not isinstance(value, bool)
