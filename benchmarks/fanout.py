@@ -215,14 +215,26 @@ def plot(results, path):
     import matplotlib.pyplot as plt
 
     figure, (latency, ratio) = plt.subplots(1, 2, figsize=(11, 4.2))
+    colours = {"pubsub": "tab:blue", "core": "tab:orange"}
     for layer in sorted({row["layer"] for row in results}):
         rows = [row for row in results if row["layer"] == layer]
-        ns = [row["n"] for row in rows]
+        ns, colour = [row["n"] for row in rows], colours.get(layer)
         latency.plot(
-            ns, [r["live_median"] * 1000 for r in rows], "o-", label=f"rest_live ({layer})"
+            ns,
+            [r["live_median"] * 1000 for r in rows],
+            "o-",
+            color=colour,
+            label=f"rest_live ({layer})",
         )
-        latency.plot(ns, [r["floor_median"] * 1000 for r in rows], "s--", label=f"floor ({layer})")
-        ratio.plot(ns, [r["ratio"] for r in rows], "o-", label=layer)
+        latency.plot(
+            ns,
+            [r["floor_median"] * 1000 for r in rows],
+            "s--",
+            color=colour,
+            alpha=0.6,
+            label=f"floor ({layer})",
+        )
+        ratio.plot(ns, [r["ratio"] for r in rows], "o-", color=colour, label=layer)
     latency.set(
         xscale="log",
         yscale="log",

@@ -1,6 +1,6 @@
-"""A baked project served for real: Daphne or Uvicorn on a free loopback port, and a client.
-
-Used by the live-server tests and the fan-out benchmark. Readiness is polled with a deadline.
+"""A baked project served for real on a free loopback port (Daphne, Uvicorn or the development
+server), and a websocket client. Used by the live-server and browser tests and the benchmark.
+Readiness is polled with a deadline, never assumed after a fixed sleep.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -19,9 +20,9 @@ from pathlib import Path
 from websockets.asyncio.client import connect
 
 from tests.baking import clean_env
-from tests.services import LOOPBACK, free_port
+from tests.services import LOOPBACK, die_with_parent, free_port
 
-START_TIMEOUT = 30.0
+START_TIMEOUT = 60.0
 
 # Production-like settings over plain HTTP on loopback.
 PRODUCTION_ENV = {
@@ -33,7 +34,10 @@ PRODUCTION_ENV = {
 
 
 def server_command(server: str, port: int, module: str = "config.asgi:application") -> list[str]:
-    """The command the baked README gives for `server`, bound to loopback and `port`."""
+    """The command that serves the project with `server`, bound to loopback and `port`: the
+    production commands of the baked README, or the development server."""
+    if server == "runserver":
+        return ["python", "manage.py", "runserver", "--noreload", f"{LOOPBACK}:{port}"]
     if server == "uvicorn":
         return [
             "uvicorn",
@@ -48,8 +52,16 @@ def server_command(server: str, port: int, module: str = "config.asgi:applicatio
     return ["daphne", "--bind", LOOPBACK, "--port", str(port), "-v", "0", module]
 
 
+class ServerFailed(RuntimeError):
+    """The server exited or did not answer in time; the message carries its log."""
+
+
 class AppServer:
-    """One ASGI server process for a baked project; `start()` after `stop()` reuses the port."""
+    """One server process for a baked project; `start()` after `stop()` reuses the port.
+
+    `production` runs it with debug off (PRODUCTION_ENV), as deployed; the development server
+    runs with the project's own settings, which serve the static files.
+    """
 
     def __init__(
         self,
@@ -59,9 +71,11 @@ class AppServer:
         server: str,
         log_dir: Path,
         module: str = "config.asgi:application",
+        ready_path: str = "/api/",
     ) -> None:
         self.project_dir, self.venv, self.server, self.module = project_dir, venv, server, module
-        self.env = {**PRODUCTION_ENV, **env}
+        self.env = env if server == "runserver" else {**PRODUCTION_ENV, **env}
+        self.ready_path = ready_path
         self.port = free_port()
         self.log_path = log_dir / f"{server}-{self.port}.log"
         self.process: subprocess.Popen | None = None
@@ -70,11 +84,19 @@ class AppServer:
     def http_url(self) -> str:
         return f"http://{LOOPBACK}:{self.port}"
 
+    url = http_url
+
     @property
     def ws_url(self) -> str:
         return f"ws://{LOOPBACK}:{self.port}"
 
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
     def start(self) -> None:
+        if self.running:
+            return
         argv = server_command(self.server, self.port, self.module)
         argv[0] = str(self.venv / "bin" / argv[0])
         with open(self.log_path, "ab") as log:
@@ -85,21 +107,25 @@ class AppServer:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,
+                start_new_session=True,  # its own group, so a stuck server dies with its children
+                # Parent death means parent *thread* death: tie the server to the main thread only.
+                preexec_fn=die_with_parent
+                if threading.current_thread() is threading.main_thread()
+                else None,
             )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"{self.server} exited while starting:\n{self.log()}")
+                raise ServerFailed(f"{self.server} exited while starting:\n{self.log()}")
             if self._answers():
                 return
             time.sleep(0.05)
         self.stop()
-        raise RuntimeError(f"{self.server} was not serving within {START_TIMEOUT}s:\n{self.log()}")
+        raise ServerFailed(f"{self.server} was not serving within {START_TIMEOUT}s:\n{self.log()}")
 
     def _answers(self) -> bool:
         try:
-            with urllib.request.urlopen(f"{self.http_url}/api/", timeout=2) as response:
+            with urllib.request.urlopen(self.http_url + self.ready_path, timeout=2) as response:
                 return response.status < 500
         except urllib.error.HTTPError as error:
             return error.code < 500

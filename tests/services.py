@@ -52,7 +52,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Runs in the child before exec: ask the kernel to SIGTERM it if the test process dies.
 
     Without this a SIGKILLed pytest worker would leave servers running on the machine.
@@ -114,7 +114,7 @@ class _Server:
                 cwd=self.tmp,
                 # Own process group, so a stuck server and its children can be killed together.
                 start_new_session=True,
-                preexec_fn=_die_with_parent if in_main_thread else None,
+                preexec_fn=die_with_parent if in_main_thread else None,
                 **self._popen_user(),
             )
         _running.add(self)

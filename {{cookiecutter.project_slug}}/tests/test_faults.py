@@ -6,18 +6,13 @@ from channels.routing import URLRouter
 from django.contrib.auth.models import Group
 from django.db import OperationalError
 from django.urls import path
-from rest_framework import serializers, viewsets
+from rest_framework import viewsets
 
 from rest_live import subscriptions
 from rest_live.mixins import RealtimeMixin
 from rest_live.routers import RealtimeRouter
+from tests.groups import GroupSerializer
 from tests.live import LiveTestCase
-
-
-class GroupSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = Group
-        fields = ["id", "name"]
 
 
 class FragileGroupViewSet(RealtimeMixin, viewsets.ReadOnlyModelViewSet):

@@ -7,18 +7,13 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ImproperlyConfigured
 from django.test import SimpleTestCase, TransactionTestCase, override_settings
 from django.urls import path
-from rest_framework import serializers, viewsets
+from rest_framework import viewsets
 
 from rest_live.apps import RestLiveConfig, check_settings
 from rest_live.mixins import RealtimeMixin
 from rest_live.routers import RealtimeRouter
+from tests.groups import GroupSerializer
 from tests.live import LiveTestCase
-
-
-class GroupSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = Group
-        fields = ["id", "name"]
 
 
 class GroupViewSet(RealtimeMixin, viewsets.ReadOnlyModelViewSet):

@@ -9,20 +9,15 @@ from django.contrib.auth.models import Group
 from django.core import checks
 from django.test import SimpleTestCase, override_settings
 from django.urls import path
-from rest_framework import permissions, serializers, viewsets
+from rest_framework import permissions, viewsets
 
 from rest_live.limits import MessageRate
 from rest_live.mixins import RealtimeMixin
 from rest_live.origins import AllowedOriginsValidator
 from rest_live.routers import RealtimeRouter
 from rest_live.testing import APICommunicator
+from tests.groups import GroupSerializer
 from tests.live import LiveTestCase
-
-
-class GroupSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = Group
-        fields = ["id", "name"]
 
 
 class MembersOnlyGroupViewSet(RealtimeMixin, viewsets.ReadOnlyModelViewSet):
