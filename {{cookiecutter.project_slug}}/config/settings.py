@@ -124,7 +124,7 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             # Pub/sub delivers one message per server process and fans out locally, which
-            # suits broadcasts to many sockets; see the README's channel layer notes.
+            # suits broadcasts to many sockets; see the README's Redis notes.
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {"hosts": [REDIS_URL]},
         }

@@ -1,10 +1,11 @@
 """Identical subscriptions in one server process share one evaluation per change.
 
 A `LiveSubscription` stands for every socket subscribed with the same view, action, lookup,
-kwargs, query params and user. The first socket to receive a change evaluates it (one query, one
-serialization); every other socket awaits that same result. Evaluations of one subscription run one
-at a time, in the order the changes arrive, so its record of what is visible stays true. Snapshots
-take their turn in that same order, so a socket can tell which outcomes are older than its snapshot.
+kwargs, query params and login (`Subscriber.key`). The first socket to receive a change evaluates
+it (one query, one serialization); every other socket awaits that same result. Evaluations of one
+subscription run one at a time, in the order the changes arrive, so its record of what is visible
+stays true. Snapshots take their turn in that same order, so a socket can tell which outcomes are
+older than its snapshot.
 """
 
 import asyncio

@@ -10,7 +10,7 @@ from tests.live import LiveTestCase
 from todos.models import Todo
 from todos.tests import views
 
-TODO = "todos.Todo"
+MODEL = "todos.Todo"
 
 
 class TodoLiveTests(LiveTestCase):
@@ -29,7 +29,7 @@ class RetrieveTests(LiveTestCase):
     async def test_update_and_delete_of_the_watched_todo(self):
         todo = await self.db(Todo.objects.create, title="milk")
         socket = await self.connect()
-        sub = await self.subscribe(socket, TODO, "retrieve", lookup_by=todo.pk)
+        sub = await self.subscribe(socket, MODEL, "retrieve", lookup_by=todo.pk)
 
         todo.title = "oat milk"
         await self.db(todo.save)
@@ -43,13 +43,13 @@ class RetrieveTests(LiveTestCase):
     async def test_other_todos_send_nothing(self):
         todo = await self.db(Todo.objects.create, title="milk")
         socket = await self.connect()
-        await self.subscribe(socket, TODO, "retrieve", lookup_by=todo.pk)
+        await self.subscribe(socket, MODEL, "retrieve", lookup_by=todo.pk)
         await self.db(Todo.objects.create, title="bread")
         await self.assertNothing(socket)
 
     async def test_a_lookup_given_as_a_string_watches_the_integer_pk(self):
         socket = await self.connect()
-        sub = await self.subscribe(socket, TODO, "retrieve", lookup_by="1")
+        sub = await self.subscribe(socket, MODEL, "retrieve", lookup_by="1")
         todo = await self.db(Todo.objects.create, title="first")
         self.assertEqual(todo.pk, 1)
         await self.assertBroadcast(socket, "CREATED", {"id": 1, "title": "first"}, id=sub)
@@ -58,7 +58,7 @@ class RetrieveTests(LiveTestCase):
 class ListTests(LiveTestCase):
     async def test_create_update_delete(self):
         socket = await self.connect()
-        sub = await self.subscribe(socket, TODO)
+        sub = await self.subscribe(socket, MODEL)
         todo = await self.db(Todo.objects.create, title="milk")
         await self.assertBroadcast(socket, "CREATED", {"title": "milk", "done": False}, id=sub)
         todo.done = True
@@ -70,7 +70,7 @@ class ListTests(LiveTestCase):
 
     async def test_query_params_decide_entering_and_leaving(self):
         socket = await self.connect()
-        sub = await self.subscribe(socket, TODO, query_params={"search": "milk"})
+        sub = await self.subscribe(socket, MODEL, query_params={"search": "milk"})
         todo = await self.db(Todo.objects.create, title="bread")
         await self.assertNothing(socket)
 
@@ -88,7 +88,7 @@ class ListTests(LiveTestCase):
 
     async def test_rolled_back_writes_send_nothing(self):
         socket = await self.connect()
-        await self.subscribe(socket, TODO)
+        await self.subscribe(socket, MODEL)
 
         def write_then_fail():
             with transaction.atomic():
@@ -104,7 +104,7 @@ class ListTests(LiveTestCase):
         first = await self.db(Todo.objects.create, title="a")
         second = await self.db(Todo.objects.create, title="b")
         socket = await self.connect()
-        sub = await self.subscribe(socket, TODO)
+        sub = await self.subscribe(socket, MODEL)
 
         def finish_all():
             queryset = Todo.objects.all()
@@ -121,8 +121,8 @@ class ListTests(LiveTestCase):
     async def test_several_subscriptions_on_one_socket(self):
         todo = await self.db(Todo.objects.create, title="milk")
         socket = await self.connect()
-        listing = await self.subscribe(socket, TODO)
-        single = await self.subscribe(socket, TODO, "retrieve", lookup_by=todo.pk)
+        listing = await self.subscribe(socket, MODEL)
+        single = await self.subscribe(socket, MODEL, "retrieve", lookup_by=todo.pk)
         todo.done = True
         await self.db(todo.save)
         received = {(await self.receive(socket))["id"] for _ in range(2)}
@@ -130,7 +130,7 @@ class ListTests(LiveTestCase):
 
     async def test_unsubscribe_stops_broadcasts(self):
         socket = await self.connect()
-        sub = await self.subscribe(socket, TODO)
+        sub = await self.subscribe(socket, MODEL)
         await self.unsubscribe(socket, sub)
         await self.db(Todo.objects.create, title="milk")
         await self.assertNothing(socket)
@@ -144,7 +144,7 @@ class ListTests(LiveTestCase):
 
     async def queries_for_one_change(self, todo, subscribers):
         sockets = [await self.connect() for _ in range(subscribers)]
-        await asyncio.gather(*(self.subscribe(socket, TODO) for socket in sockets))
+        await asyncio.gather(*(self.subscribe(socket, MODEL) for socket in sockets))
         # The consumers' ORM work runs on the test's main thread, so count there.
         captured = CaptureQueriesContext(connection)
         await self.db(captured.__enter__)
@@ -168,7 +168,7 @@ class PerUserTests(LiveTestCase):
 
     async def test_owner_based_visibility(self):
         socket = await self.connect(self.alice, path="/ws/private/")
-        sub = await self.subscribe(socket, TODO)
+        sub = await self.subscribe(socket, MODEL)
         await self.db(Todo.objects.create, title="bob's", owner=self.bob)
         await self.assertNothing(socket)
 
@@ -193,8 +193,8 @@ class PerUserTests(LiveTestCase):
         await self.db(self.alice.save)
         staff = await self.connect(self.alice, path="/ws/private/")
         plain = await self.connect(self.bob, path="/ws/private/")
-        await self.subscribe(staff, TODO)
-        await self.subscribe(plain, TODO)
+        await self.subscribe(staff, MODEL)
+        await self.subscribe(plain, MODEL)
         await self.db(Todo.objects.create, title="a", owner=self.alice)
         await self.db(Todo.objects.create, title="b", owner=self.bob)
         staff_view = await self.assertBroadcast(staff, "CREATED", {"title": "a"})
@@ -206,11 +206,11 @@ class PerUserTests(LiveTestCase):
         self.alice.is_staff = True
         await self.db(self.alice.save)
         refused = await self.connect(self.bob, path="/ws/staff/")
-        await refused.send_json_to({"type": "subscribe", "id": 1, "model": TODO, "action": "list"})
+        await refused.send_json_to({"type": "subscribe", "id": 1, "model": MODEL, "action": "list"})
         await self.assertError(refused, 403, id=1)
 
         socket = await self.connect(self.alice, path="/ws/staff/")
-        sub = await self.subscribe(socket, TODO)
+        sub = await self.subscribe(socket, MODEL)
         todo = await self.db(Todo.objects.create, title="milk")
         await self.assertBroadcast(socket, "CREATED", id=sub)
 
@@ -226,8 +226,8 @@ class PerUserTests(LiveTestCase):
         todo = await self.db(Todo.objects.create, title="alice's", owner=self.alice)
         owner = await self.connect(self.alice, path="/ws/owned/")
         other = await self.connect(self.bob, path="/ws/owned/")
-        await self.subscribe(owner, TODO, "retrieve", lookup_by=todo.pk)
-        await self.subscribe(other, TODO, "retrieve", lookup_by=todo.pk)
+        await self.subscribe(owner, MODEL, "retrieve", lookup_by=todo.pk)
+        await self.subscribe(other, MODEL, "retrieve", lookup_by=todo.pk)
         todo.done = True
         await self.db(todo.save)
         await self.assertBroadcast(owner, "UPDATED", {"done": True})
@@ -261,28 +261,33 @@ class ErrorTests(LiveTestCase):
         for request_id, fields in enumerate(
             [
                 {"type": "publish"},
-                {"type": "subscribe", "model": TODO, "action": "destroy"},
+                {"type": "subscribe", "model": MODEL, "action": "destroy"},
                 {"type": "subscribe", "model": 7, "action": "list"},
-                {"type": "subscribe", "model": TODO, "action": "retrieve"},
-                {"type": "subscribe", "model": TODO, "action": "retrieve", "lookup_by": [1]},
+                {"type": "subscribe", "model": MODEL, "action": "retrieve"},
+                {"type": "subscribe", "model": MODEL, "action": "retrieve", "lookup_by": [1]},
                 {
                     "type": "subscribe",
-                    "model": TODO,
+                    "model": MODEL,
                     "action": "retrieve",
                     "lookup_by": {"title__startswith": ""},  # no dicts into filter(**...)
                 },
-                {"type": "subscribe", "model": TODO, "action": "retrieve", "lookup_by": "abc"},
-                {"type": "subscribe", "model": TODO, "action": "list", "lookup_by": 1},
-                {"type": "subscribe", "model": TODO, "action": "list", "query_params": []},
                 {
                     "type": "subscribe",
-                    "model": TODO,
+                    "model": MODEL,
+                    "action": "retrieve",
+                    "lookup_by": "abc",
+                },
+                {"type": "subscribe", "model": MODEL, "action": "list", "lookup_by": 1},
+                {"type": "subscribe", "model": MODEL, "action": "list", "query_params": []},
+                {
+                    "type": "subscribe",
+                    "model": MODEL,
                     "action": "list",
                     "query_params": {"search": {"$gt": 1}},
                 },
                 {
                     "type": "subscribe",
-                    "model": TODO,
+                    "model": MODEL,
                     "action": "list",
                     "view_kwargs": {"pk": {"in": [1]}},
                 },
@@ -292,7 +297,7 @@ class ErrorTests(LiveTestCase):
             await socket.send_json_to({"id": request_id, **fields})
             await self.assertError(socket, 400, id=request_id)
 
-        sub = await self.subscribe(socket, TODO, id=3)  # ids refused above are free
+        sub = await self.subscribe(socket, MODEL, id=3)  # ids refused above are free
         await self.db(Todo.objects.create, title="milk")
         await self.assertBroadcast(socket, "CREATED", id=sub)
 
@@ -311,9 +316,15 @@ class ErrorTests(LiveTestCase):
 
     async def test_a_reused_id_is_refused_and_the_first_subscription_kept(self):
         socket = await self.connect()
-        sub = await self.subscribe(socket, TODO)
+        sub = await self.subscribe(socket, MODEL)
         await socket.send_json_to(
-            {"type": "subscribe", "id": sub, "model": TODO, "action": "retrieve", "lookup_by": 1}
+            {
+                "type": "subscribe",
+                "id": sub,
+                "model": MODEL,
+                "action": "retrieve",
+                "lookup_by": 1,
+            }
         )
         await self.assertError(socket, 400, id=sub)
         await self.db(Todo.objects.create, title="milk")
@@ -325,4 +336,4 @@ class ErrorTests(LiveTestCase):
         sub = await self.subscribe(socket, "todos.todo")
         await self.db(Todo.objects.create, title="milk")
         message = await self.assertBroadcast(socket, "CREATED", id=sub)
-        self.assertEqual(message["model"], TODO)
+        self.assertEqual(message["model"], MODEL)

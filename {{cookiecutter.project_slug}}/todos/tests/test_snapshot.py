@@ -11,7 +11,7 @@ from tests.live import LiveTestCase
 from todos.models import Todo
 from todos.tests import views
 
-TODO = "todos.Todo"
+MODEL = "todos.Todo"
 
 
 class ListSnapshotTests(LiveTestCase):
@@ -19,8 +19,8 @@ class ListSnapshotTests(LiveTestCase):
         for title in ["milk", "bread", "eggs"]:
             await self.db(Todo.objects.create, title=title)
         socket = await self.connect()
-        snapshot = await self.subscribe_with_snapshot(socket, TODO)
-        self.assertEqual(snapshot["model"], TODO)
+        snapshot = await self.subscribe_with_snapshot(socket, MODEL)
+        self.assertEqual(snapshot["model"], MODEL)
         self.assertSnapshot(snapshot, ["milk", "bread", "eggs"])
         rest = await self.db(self.client.get, "/api/todos/")
         self.assertEqual(snapshot["instances"], rest.json())
@@ -33,7 +33,7 @@ class ListSnapshotTests(LiveTestCase):
 
     async def test_an_empty_list(self):
         socket = await self.connect()
-        snapshot = await self.subscribe_with_snapshot(socket, TODO)
+        snapshot = await self.subscribe_with_snapshot(socket, MODEL)
         self.assertSnapshot(snapshot, [])
         await self.db(Todo.objects.create, title="milk")
         await self.assertBroadcast(socket, "CREATED", {"title": "milk"}, id=snapshot["id"])
@@ -43,7 +43,7 @@ class ListSnapshotTests(LiveTestCase):
             await self.db(Todo.objects.create, title=title)
         socket = await self.connect()
         params = {"search": "milk", "ordering": "-title"}
-        snapshot = await self.subscribe_with_snapshot(socket, TODO, query_params=params)
+        snapshot = await self.subscribe_with_snapshot(socket, MODEL, query_params=params)
         self.assertSnapshot(snapshot, ["oat milk", "milk"])
         await self.db(Todo.objects.create, title="rye")
         await self.assertNothing(socket)
@@ -53,7 +53,7 @@ class ListSnapshotTests(LiveTestCase):
     async def test_without_the_flag_nothing_is_sent(self):
         await self.db(Todo.objects.create, title="milk")
         socket = await self.connect()
-        await self.subscribe(socket, TODO, snapshot=False)  # fails on any reply
+        await self.subscribe(socket, MODEL, snapshot=False)  # fails on any reply
         await self.assertNothing(socket)
 
 
@@ -61,7 +61,7 @@ class RetrieveSnapshotTests(LiveTestCase):
     async def test_the_watched_todo(self):
         todo = await self.db(Todo.objects.create, title="milk")
         socket = await self.connect()
-        snapshot = await self.subscribe_with_snapshot(socket, TODO, "retrieve", lookup_by=todo.pk)
+        snapshot = await self.subscribe_with_snapshot(socket, MODEL, "retrieve", lookup_by=todo.pk)
         self.assertSnapshot(snapshot, ["milk"])
         rest = await self.db(self.client.get, f"/api/todos/{todo.pk}/")
         self.assertEqual(snapshot["instances"], [rest.json()])
@@ -71,7 +71,7 @@ class RetrieveSnapshotTests(LiveTestCase):
 
     async def test_a_missing_todo_is_empty_until_it_appears(self):
         socket = await self.connect()
-        snapshot = await self.subscribe_with_snapshot(socket, TODO, "retrieve", lookup_by=1)
+        snapshot = await self.subscribe_with_snapshot(socket, MODEL, "retrieve", lookup_by=1)
         self.assertSnapshot(snapshot, [])
         await self.db(Todo.objects.create, title="first")
         await self.assertBroadcast(socket, "CREATED", {"id": 1, "title": "first"})
@@ -90,8 +90,8 @@ class PerUserSnapshotTests(LiveTestCase):
     async def test_each_user_sees_their_own_with_their_serializer(self):
         alice = await self.connect(self.alice, path="/ws/private/")
         bob = await self.connect(self.bob, path="/ws/private/")
-        mine = await self.subscribe_with_snapshot(alice, TODO)
-        theirs = await self.subscribe_with_snapshot(bob, TODO)
+        mine = await self.subscribe_with_snapshot(alice, MODEL)
+        theirs = await self.subscribe_with_snapshot(bob, MODEL)
         self.assertSnapshot(mine, ["alice's"])
         self.assertEqual(mine["instances"][0]["owner_email"], "alice@example.com")
         self.assertSnapshot(theirs, ["bob's"])
@@ -101,16 +101,17 @@ class PerUserSnapshotTests(LiveTestCase):
         owner = await self.connect(self.alice, path="/ws/owned/")
         other = await self.connect(self.bob, path="/ws/owned/")
         self.assertSnapshot(
-            await self.subscribe_with_snapshot(owner, TODO, "retrieve", lookup_by=1), ["alice's"]
+            await self.subscribe_with_snapshot(owner, MODEL, "retrieve", lookup_by=1),
+            ["alice's"],
         )
         self.assertSnapshot(
-            await self.subscribe_with_snapshot(other, TODO, "retrieve", lookup_by=1), []
+            await self.subscribe_with_snapshot(other, MODEL, "retrieve", lookup_by=1), []
         )
 
     async def test_a_refused_subscription_gets_only_the_error(self):
         socket = await self.connect(self.bob, path="/ws/staff/")
         await socket.send_json_to(
-            {"type": "subscribe", "id": 1, "model": TODO, "action": "list", "snapshot": True}
+            {"type": "subscribe", "id": 1, "model": MODEL, "action": "list", "snapshot": True}
         )
         await self.assertError(socket, 403, id=1)
         await self.assertNothing(socket)
@@ -127,7 +128,7 @@ class TruncatedSnapshotTests(LiveTestCase):
     @override_settings(REST_LIVE_SNAPSHOT_LIMIT=2)
     async def test_a_list_longer_than_the_limit_is_cut_and_says_so(self):
         socket = await self.connect(path="/ws/owned/")  # lists everything, unpaginated
-        snapshot = await self.subscribe_with_snapshot(socket, TODO)
+        snapshot = await self.subscribe_with_snapshot(socket, MODEL)
         self.assertSnapshot(snapshot, ["a", "b"], truncated=True)
         # The subscription still watches the whole list, past the cut.
         todo = await self.db(Todo.objects.get, title="c")
@@ -138,17 +139,17 @@ class TruncatedSnapshotTests(LiveTestCase):
     @override_settings(REST_LIVE_SNAPSHOT_LIMIT=3)
     async def test_a_list_as_long_as_the_limit_is_whole(self):
         socket = await self.connect(path="/ws/owned/")
-        snapshot = await self.subscribe_with_snapshot(socket, TODO)
+        snapshot = await self.subscribe_with_snapshot(socket, MODEL)
         self.assertSnapshot(snapshot, ["a", "b", "c"], truncated=False)
 
     async def test_a_paginated_view_sends_its_first_page(self):
         socket = await self.connect(path="/ws/paged/")
-        snapshot = await self.subscribe_with_snapshot(socket, TODO)
+        snapshot = await self.subscribe_with_snapshot(socket, MODEL)
         self.assertSnapshot(snapshot, ["a", "b"], truncated=True)
-        bigger = await self.subscribe_with_snapshot(socket, TODO, query_params={"page_size": 3})
+        bigger = await self.subscribe_with_snapshot(socket, MODEL, query_params={"page_size": 3})
         self.assertSnapshot(bigger, ["a", "b", "c"], truncated=False)
         # Page numbers do not move the snapshot: it is the start of the list.
-        later = await self.subscribe_with_snapshot(socket, TODO, query_params={"page": 2})
+        later = await self.subscribe_with_snapshot(socket, MODEL, query_params={"page": 2})
         self.assertSnapshot(later, ["a", "b"], truncated=True)
 
 
@@ -157,7 +158,7 @@ class NoLostChangeTests(LiveTestCase):
 
     async def test_a_write_right_after_the_snapshot_follows_it(self):
         socket = await self.connect()
-        snapshot = await self.subscribe_with_snapshot(socket, TODO)
+        snapshot = await self.subscribe_with_snapshot(socket, MODEL)
         self.assertSnapshot(snapshot, [])
         await self.db(Todo.objects.create, title="milk")
         await self.assertBroadcast(socket, "CREATED", {"title": "milk"}, id=snapshot["id"])
@@ -165,7 +166,7 @@ class NoLostChangeTests(LiveTestCase):
     async def test_a_write_racing_the_subscribe_is_not_lost(self):
         socket = await self.connect()
         await socket.send_json_to(
-            {"type": "subscribe", "id": 1, "model": TODO, "action": "list", "snapshot": True}
+            {"type": "subscribe", "id": 1, "model": MODEL, "action": "list", "snapshot": True}
         )
         todo = await self.db(Todo.objects.create, title="milk")  # before or after the snapshot
         snapshot = await self.receive(socket)
@@ -195,7 +196,7 @@ class NoLostChangeTests(LiveTestCase):
 
         take_snapshot = LiveSubscription.snapshot
         with mock.patch.object(LiveSubscription, "snapshot", change_first):
-            snapshot = await self.subscribe_with_snapshot(socket, TODO)
+            snapshot = await self.subscribe_with_snapshot(socket, MODEL)
         self.assertSnapshot(snapshot, ["oat milk"])
         message = await self.assertBroadcast(socket, "UPDATED", {"id": todo.pk})
         self.assertEqual(message["instance"], snapshot["instances"][0])  # not older
@@ -204,7 +205,7 @@ class NoLostChangeTests(LiveTestCase):
     async def test_an_outcome_older_than_the_snapshot_is_not_sent(self):
         todo = await self.db(Todo.objects.create, title="milk")
         first = await self.connect()
-        await self.subscribe(first, TODO)
+        await self.subscribe(first, MODEL)
         second = await self.connect()
 
         async def evaluated_before_the_snapshot(live, subscriber, limit):
@@ -218,7 +219,7 @@ class NoLostChangeTests(LiveTestCase):
 
         take_snapshot = LiveSubscription.snapshot
         with mock.patch.object(LiveSubscription, "snapshot", evaluated_before_the_snapshot):
-            snapshot = await self.subscribe_with_snapshot(second, TODO)
+            snapshot = await self.subscribe_with_snapshot(second, MODEL)
         self.assertSnapshot(snapshot, ["rice milk"])
         await self.assertNothing(second)  # not the older "oat milk"
         self.assertEqual(subscriptions.shared_count(), 1)
@@ -227,11 +228,11 @@ class NoLostChangeTests(LiveTestCase):
         todo = await self.db(Todo.objects.create, title="milk")
         params = {"search": "milk"}
         first = await self.connect()
-        await self.subscribe(first, TODO, query_params=params)
+        await self.subscribe(first, MODEL, query_params=params)
         # An unannounced write: the shared subscription still thinks "milk" matches.
         await self.db(Todo.objects.filter(pk=todo.pk).update, title="bread")
         second = await self.connect()
-        snapshot = await self.subscribe_with_snapshot(second, TODO, query_params=params)
+        snapshot = await self.subscribe_with_snapshot(second, MODEL, query_params=params)
         self.assertSnapshot(snapshot, [])
 
         await self.db(broadcast, todo)  # announced late: the first socket must still hear of it
@@ -247,10 +248,10 @@ class SnapshotErrorTests(LiveTestCase):
         socket = await self.connect()
         for request_id, value in enumerate(["yes", 1, None, [], {}], start=1):
             await socket.send_json_to(
-                {"type": "subscribe", "id": request_id, "model": TODO, "action": "list"}
+                {"type": "subscribe", "id": request_id, "model": MODEL, "action": "list"}
                 | {"snapshot": value}
             )
             message = await self.assertError(socket, 400, id=request_id)
             self.assertIn("'snapshot' must be true or false", message["message"])
-        snapshot = await self.subscribe_with_snapshot(socket, TODO, id=1)  # the id is still free
+        snapshot = await self.subscribe_with_snapshot(socket, MODEL, id=1)  # the id is still free
         self.assertSnapshot(snapshot, [])

@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand
 
 from todos.models import Todo
 
-DEMO_TODOS = ["Buy milk", "Write the release notes", "Water the plants", "Call the plumber"]
+DEMO_TITLES = ["Buy milk", "Write the release notes", "Water the plants", "Call the plumber"]
 
 
 class Command(BaseCommand):
@@ -20,7 +20,7 @@ class Command(BaseCommand):
         user.set_password(password)
         user.save()
         if not Todo.objects.exists():
-            Todo.objects.bulk_create(Todo(title=title, owner=user) for title in DEMO_TODOS)
+            Todo.objects.bulk_create(Todo(title=title, owner=user) for title in DEMO_TITLES)
         self.stdout.write(
             self.style.SUCCESS(f"Demo user: {username}  password: {password}")
             + "\nSign in at /api-auth/login/ (the password changes each time this command runs)."
