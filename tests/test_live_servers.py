@@ -50,8 +50,21 @@ def shell(project: BakedProject, code: str) -> str:
     return project.manage("shell", "-c", code).stdout
 
 
+def create_todo(project: BakedProject, title: str) -> None:
+    """A write from another process: `manage.py shell`, as a job or an admin would make it."""
+    shell(project, f"from todos.models import Todo; Todo.objects.create(title={title!r})")
+
+
 async def in_thread(function, *args):
     return await asyncio.to_thread(function, *args)
+
+
+async def subscribed(*servers: AppServer) -> list[LiveSocket]:
+    """A socket on each server, subscribed to the todos list."""
+    sockets = [await LiveSocket.open(server) for server in servers]
+    for socket in sockets:
+        await socket.subscribe()
+    return sockets
 
 
 @pytest.mark.parametrize("combo", LIVE_COMBOS)
@@ -59,12 +72,8 @@ def test_a_write_from_another_process_reaches_both_servers(deployment):
     project, (a, b) = deployment
 
     async def scenario():
-        sockets = [await LiveSocket.open(a), await LiveSocket.open(b)]
-        for socket in sockets:
-            await socket.subscribe()
-        await in_thread(
-            shell, project, "from todos.models import Todo; Todo.objects.create(title='from shell')"
-        )
+        sockets = await subscribed(a, b)
+        await in_thread(create_todo, project, "from shell")
         for socket in sockets:
             message = await socket.receive()
             assert (message["action"], message["instance"]["title"]) == ("CREATED", "from shell")
@@ -189,14 +198,10 @@ def test_a_broadcast_arrives_after_long_idle(deployment):
     project, (a, b) = deployment
 
     async def scenario():
-        sockets = [await LiveSocket.open(a), await LiveSocket.open(b)]
-        for socket in sockets:
-            await socket.subscribe()
+        sockets = await subscribed(a, b)
         # Longer than redis-py 8's 5 s socket timeout twice over: idle consumers must survive it.
         await asyncio.gather(*(socket.assert_silent(11.0) for socket in sockets))
-        await in_thread(
-            shell, project, "from todos.models import Todo; Todo.objects.create(title='after idle')"
-        )
+        await in_thread(create_todo, project, "after idle")
         for socket in sockets:
             message = await socket.receive()
             assert message["instance"]["title"] == "after idle"
@@ -247,8 +252,8 @@ def test_writes_survive_a_redis_outage_and_broadcasts_resume(
     async def scenario():
         socket = await LiveSocket.open(server)
         await socket.subscribe()
-        subscribed = group_channels(private_redis)
-        assert subscribed, "the server subscribed to no group channel"
+        channels_before = group_channels(private_redis)
+        assert channels_before, "the server subscribed to no group channel"
 
         private_redis.stop()
         result = await in_thread(
@@ -265,14 +270,10 @@ def test_writes_survive_a_redis_outage_and_broadcasts_resume(
         private_redis.start()
         # The server re-subscribes on its own; wait for that (a condition, with a deadline).
         deadline = time.monotonic() + 30
-        while set(group_channels(private_redis)) < set(subscribed):
+        while set(group_channels(private_redis)) < set(channels_before):
             assert time.monotonic() < deadline, f"never re-subscribed:\n{server.log()}"
             await asyncio.sleep(0.1)
-        await in_thread(
-            shell,
-            project,
-            "from todos.models import Todo; Todo.objects.create(title='after outage')",
-        )
+        await in_thread(create_todo, project, "after outage")
         message = await socket.receive(timeout=10)
         assert (message["action"], message["instance"]["title"]) == ("CREATED", "after outage")
         assert socket.connection.close_code is None
