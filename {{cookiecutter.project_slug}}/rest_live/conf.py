@@ -9,7 +9,8 @@
 | REST_LIVE_SNAPSHOT_LIMIT | 1000 | objects in a list snapshot (the view's page size if smaller) |
 
 Each is a whole number of at least 1, but the rate, which is a number above 0; the two rate
-settings may also be None, for no rate limit.
+settings may also be None, for no rate limit. Keep the burst at least MAX_SUBSCRIPTIONS: a client
+that reconnects (rest-live.js) subscribes again to everything at once.
 """
 
 from django.conf import settings
