@@ -157,13 +157,7 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
             if request.snapshot:
                 limit = conf.setting("SNAPSHOT_LIMIT")
                 return await subscriptions.acquire_with_snapshot(subscriber, limit)
-            live = subscriptions.acquire(subscriber)
-            try:
-                await live.start()
-            except BaseException:
-                subscriptions.release(live)
-                raise
-            return live, None
+            return await subscriptions.acquire_started(subscriber), None
         except Exception:
             logger.exception("rest_live could not start a subscription to %r", subscriber.key())
             raise ProtocolError(

@@ -93,6 +93,17 @@ def acquire(subscriber):
     return live
 
 
+async def acquire_started(subscriber):
+    """The shared subscription for `subscriber`, knowing what is visible now."""
+    live = acquire(subscriber)
+    try:
+        await live.start()
+    except BaseException:
+        release(live)
+        raise
+    return live
+
+
 async def acquire_with_snapshot(subscriber, limit):
     """(LiveSubscription, Snapshot) for `subscriber`: like `acquire`, plus the state now."""
     live = acquire(subscriber)
