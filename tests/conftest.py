@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests import baking
+from tests.browser import CHROMIUM, launch
 from tests.combos import BY_NAME, COMBOS, Combo
 from tests.services import (
     PostgresServer,
@@ -174,3 +175,29 @@ def combo_env(combo, request) -> dict[str, str]:
         redis.start()
         redis_url = redis.url
     return baking.service_env(combo, database_url, redis_url)
+
+
+# --- the browser ----------------------------------------------------------------------------
+
+
+def _missing(reason: str) -> None:
+    if os.environ.get("REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{reason} (REQUIRE_SERVICES=1)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """A headless Chromium for the module (tests/browser.py)."""
+    if not CHROMIUM.exists():
+        _missing(f"{CHROMIUM} is not installed; apt-get install chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("playwright is not installed; pip install -r requirements-dev.txt")
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        try:
+            yield browser
+        finally:
+            browser.close()

@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -25,16 +24,6 @@ from tests.demo_server import DemoServer
 
 pytestmark = [pytest.mark.xdist_group("redis"), pytest.mark.timeout(300)]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 LIVE_MS = 1000  # a committed change shows in every open page within a second
 RECONNECT_MS = 20000  # the client's backoff is capped at 15 s
 VIEWPORT = {"width": 900, "height": 640}
@@ -44,29 +33,6 @@ README_SCREENSHOT = TEMPLATE_DIR / "docs" / "demo.png"
 SOCKET_REFUSED = re.compile(
     r"^WebSocket connection to 'ws://[^']+' failed: .*ERR_CONNECTION_REFUSED"
 )
-
-
-def _missing(reason: str) -> None:
-    if os.environ.get("REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{reason} (REQUIRE_SERVICES=1)", pytrace=False)
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    """A headless Chromium for this module."""
-    if not CHROMIUM.exists():
-        _missing(f"{CHROMIUM} is not installed; apt-get install chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _missing("playwright is not installed; pip install -r requirements-dev.txt")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @dataclass
@@ -274,106 +240,3 @@ def test_the_page_reconnects_after_a_server_restart(pages, demo):
     demo.create_in_shell("Written after the restart")
     expect(todo(page, "Written after the restart")).to_be_visible(timeout=LIVE_MS)
     assert page.evaluate("window.sameDocument") is True
-
-
-# The client's protocol handling, against a scripted socket (no server involved), in the browser.
-CLIENT_SCRIPT = """
-async () => {
-  const { LiveClient, socketUrl } = await import("/static/rest_live/rest-live.js");
-  const sockets = [];
-  class ScriptedSocket {
-    constructor(url, protocols) {
-      Object.assign(this, { url, protocols, sent: [], readyState: 0 });
-      sockets.push(this);
-    }
-    send(text) { this.sent.push(JSON.parse(text)); }
-    close() { this.readyState = 3; }
-    open() { this.readyState = 1; this.onopen(); }
-    receive(frame) { this.onmessage({ data: JSON.stringify(frame) }); }
-    drop(code) { this.readyState = 3; this.onclose({ code, reason: "" }); }
-  }
-  const until = async (done) => {
-    const deadline = Date.now() + 5000;
-    while (!done()) {
-      if (Date.now() > deadline) throw new Error("timed out");
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
-  };
-  const statuses = [], calls = [], errors = [], refused = [];
-  const live = new LiveClient("/ws/subscribe/", {
-    WebSocket: ScriptedSocket, token: "k3y", minDelay: 1, maxDelay: 8,
-  });
-  live.on("status", (status) => statuses.push(status));
-  live.on("error", (error) => errors.push(error));
-  const record = (name) => (action, data, info) => calls.push([name, action, data, info]);
-  live.subscribe({ model: "todos.Todo", action: "list", snapshot: true }, record("list"));
-  const stopOne = live.subscribe(
-    { model: "todos.Todo", action: "retrieve", lookup_by: 5 }, record("one"),
-    (error) => refused.push(error),
-  );
-  const [first] = sockets;
-  const queued = first.sent.length;
-  first.open();
-  const firstSubscribes = first.sent.slice();
-  first.receive({ type: "snapshot", id: 1, model: "todos.Todo", instances: [{ id: 1 }],
-                  truncated: true });
-  first.receive({ type: "broadcast", id: 2, model: "todos.Todo", action: "CREATED",
-                  instance: { id: 5 } });
-  first.drop(1006);
-  await until(() => sockets.length === 2);
-  const second = sockets[1];
-  second.open();
-  const resubscribes = second.sent.slice();
-  stopOne();
-  const afterStop = second.sent.slice(resubscribes.length);
-  second.receive({ type: "broadcast", id: 2, model: "todos.Todo", action: "UPDATED",
-                   instance: { id: 5 } });  // in flight when it stopped: dropped
-  live.subscribe({ model: "nope.Nope", action: "list" }, record("bad"),
-                 (error) => refused.push(error));
-  second.receive({ type: "error", id: 3, code: 404, message: "No live view" });
-  second.receive({ type: "error", id: null, code: 400, message: "not JSON" });
-  second.drop(4003);
-  // Far longer than maxDelay: a reconnect, had one been scheduled, would have happened.
-  await new Promise((resolve) => setTimeout(resolve, 100));
-  return {
-    url: first.url, protocols: first.protocols, queued, firstSubscribes, resubscribes,
-    afterStop, calls, statuses, errors, refused, sockets: sockets.length, status: live.status,
-    urls: [socketUrl("https://example.com/ws/"), socketUrl("wss://example.com/ws/")],
-  };
-}
-"""
-
-
-def test_the_client_handles_the_protocol(pages, demo):
-    page = pages.open()
-    result = page.evaluate(CLIENT_SCRIPT)
-    host = demo.url.removeprefix("http://")
-
-    assert result["url"] == f"ws://{host}/ws/subscribe/"
-    assert result["protocols"] == ["rest-live", "rest-live.token.k3y"]
-    assert result["urls"] == ["wss://example.com/ws/", "wss://example.com/ws/"]
-    # Held until the socket opens, then sent with ids the client picked.
-    assert result["queued"] == 0
-    assert result["firstSubscribes"] == [
-        {"type": "subscribe", "id": 1, "model": "todos.Todo", "action": "list", "snapshot": True},
-        {"type": "subscribe", "id": 2, "model": "todos.Todo", "action": "retrieve",
-         "lookup_by": 5, "snapshot": False},
-    ]  # fmt: skip
-    # After a reconnect every subscription asks for a snapshot.
-    assert [(frame["id"], frame["snapshot"]) for frame in result["resubscribes"]] == [
-        (1, True),
-        (2, True),
-    ]
-    assert result["afterStop"] == [{"type": "unsubscribe", "id": 2}]
-    assert result["calls"] == [
-        ["list", "SNAPSHOT", [{"id": 1}], {"truncated": True}],
-        ["one", "CREATED", {"id": 5}, {}],
-    ]
-    assert result["refused"] == [{"id": 3, "code": 404, "message": "No live view"}]
-    # A frame error no subscription owns, then the refusal that ends the connection for good.
-    assert result["errors"] == [
-        {"id": None, "code": 400, "message": "not JSON"},
-        {"id": None, "code": 4003, "message": "Refused."},
-    ]
-    assert result["statuses"] == ["connecting", "open", "reconnecting", "open", "closed"]
-    assert result["status"] == "closed" and result["sockets"] == 2

@@ -1,0 +1,138 @@
+"""rest-live.js in Chromium against scripted sockets: no server, so every frame and close is chosen.
+
+The module is served to the page straight from the template (it is copied into bakes unrendered),
+through Playwright's request routing, at a made-up origin.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.combos import TEMPLATE_DIR
+
+CLIENT_JS = TEMPLATE_DIR / "{{cookiecutter.project_slug}}" / "static" / "rest_live" / "rest-live.js"
+ORIGIN = "http://client.test"
+
+
+@pytest.fixture
+def page(chromium):
+    """A blank page at ORIGIN that can import /static/rest_live/rest-live.js; fails on errors."""
+    context = chromium.new_context()
+    problems = []
+
+    def serve(route):
+        if route.request.url == f"{ORIGIN}/static/rest_live/rest-live.js":
+            route.fulfill(body=CLIENT_JS.read_text(), content_type="text/javascript")
+        else:
+            route.fulfill(body="<!doctype html><title>client</title>", content_type="text/html")
+
+    context.route(f"{ORIGIN}/**", serve)
+    page = context.new_page()
+    page.on("pageerror", lambda error: problems.append(f"uncaught {error}"))
+    page.goto(f"{ORIGIN}/")
+    try:
+        yield page
+    finally:
+        context.close()
+    assert not problems, problems
+
+
+CLIENT_SCRIPT = """
+async () => {
+  const { LiveClient, socketUrl } = await import("/static/rest_live/rest-live.js");
+  const sockets = [];
+  class ScriptedSocket {
+    constructor(url, protocols) {
+      Object.assign(this, { url, protocols, sent: [], readyState: 0 });
+      sockets.push(this);
+    }
+    send(text) { this.sent.push(JSON.parse(text)); }
+    close() { this.readyState = 3; }
+    open() { this.readyState = 1; this.onopen(); }
+    receive(frame) { this.onmessage({ data: JSON.stringify(frame) }); }
+    drop(code) { this.readyState = 3; this.onclose({ code, reason: "" }); }
+  }
+  const until = async (done) => {
+    const deadline = Date.now() + 5000;
+    while (!done()) {
+      if (Date.now() > deadline) throw new Error("timed out");
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  };
+  const statuses = [], calls = [], errors = [], refused = [];
+  const live = new LiveClient("/ws/subscribe/", {
+    WebSocket: ScriptedSocket, token: "k3y", minDelay: 1, maxDelay: 8,
+  });
+  live.on("status", (status) => statuses.push(status));
+  live.on("error", (error) => errors.push(error));
+  const record = (name) => (action, data, info) => calls.push([name, action, data, info]);
+  live.subscribe({ model: "todos.Todo", action: "list", snapshot: true }, record("list"));
+  const stopOne = live.subscribe(
+    { model: "todos.Todo", action: "retrieve", lookup_by: 5 }, record("one"),
+    (error) => refused.push(error),
+  );
+  const [first] = sockets;
+  const queued = first.sent.length;
+  first.open();
+  const firstSubscribes = first.sent.slice();
+  first.receive({ type: "snapshot", id: 1, model: "todos.Todo", instances: [{ id: 1 }],
+                  truncated: true });
+  first.receive({ type: "broadcast", id: 2, model: "todos.Todo", action: "CREATED",
+                  instance: { id: 5 } });
+  first.drop(1006);
+  await until(() => sockets.length === 2);
+  const second = sockets[1];
+  second.open();
+  const resubscribes = second.sent.slice();
+  stopOne();
+  const afterStop = second.sent.slice(resubscribes.length);
+  second.receive({ type: "broadcast", id: 2, model: "todos.Todo", action: "UPDATED",
+                   instance: { id: 5 } });  // in flight when it stopped: dropped
+  live.subscribe({ model: "nope.Nope", action: "list" }, record("bad"),
+                 (error) => refused.push(error));
+  second.receive({ type: "error", id: 3, code: 404, message: "No live view" });
+  second.receive({ type: "error", id: null, code: 400, message: "not JSON" });
+  second.drop(4003);
+  // Far longer than maxDelay: a reconnect, had one been scheduled, would have happened.
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  return {
+    url: first.url, protocols: first.protocols, queued, firstSubscribes, resubscribes,
+    afterStop, calls, statuses, errors, refused, sockets: sockets.length, status: live.status,
+    urls: [socketUrl("https://example.com/ws/"), socketUrl("wss://example.com/ws/")],
+  };
+}
+"""
+
+
+def test_the_client_handles_the_protocol(page):
+    result = page.evaluate(CLIENT_SCRIPT)
+    host = ORIGIN.removeprefix("http://")
+
+    assert result["url"] == f"ws://{host}/ws/subscribe/"
+    assert result["protocols"] == ["rest-live", "rest-live.token.k3y"]
+    assert result["urls"] == ["wss://example.com/ws/", "wss://example.com/ws/"]
+    # Held until the socket opens, then sent with ids the client picked.
+    assert result["queued"] == 0
+    assert result["firstSubscribes"] == [
+        {"type": "subscribe", "id": 1, "model": "todos.Todo", "action": "list", "snapshot": True},
+        {"type": "subscribe", "id": 2, "model": "todos.Todo", "action": "retrieve",
+         "lookup_by": 5, "snapshot": False},
+    ]  # fmt: skip
+    # After a reconnect every subscription asks for a snapshot.
+    assert [(frame["id"], frame["snapshot"]) for frame in result["resubscribes"]] == [
+        (1, True),
+        (2, True),
+    ]
+    assert result["afterStop"] == [{"type": "unsubscribe", "id": 2}]
+    assert result["calls"] == [
+        ["list", "SNAPSHOT", [{"id": 1}], {"truncated": True}],
+        ["one", "CREATED", {"id": 5}, {}],
+    ]
+    assert result["refused"] == [{"id": 3, "code": 404, "message": "No live view"}]
+    # A frame error no subscription owns, then the refusal that ends the connection for good.
+    assert result["errors"] == [
+        {"id": None, "code": 400, "message": "not JSON"},
+        {"id": None, "code": 4003, "message": "Refused."},
+    ]
+    assert result["statuses"] == ["connecting", "open", "reconnecting", "open", "closed"]
+    assert result["status"] == "closed" and result["sockets"] == 2
