@@ -23,6 +23,13 @@ from tests.baking import clean_env
 from tests.services import LOOPBACK, die_with_parent, free_port
 
 START_TIMEOUT = 60.0
+# What a server log shows when an application raised, whatever the client was told.
+LOG_PROBLEMS = (
+    "Traceback",
+    "Exception inside application",  # Daphne
+    "Exception in ASGI application",  # Uvicorn
+    "Internal Server Error",  # Django's 500s
+)
 
 # Production-like settings over plain HTTP on loopback.
 PRODUCTION_ENV = {
@@ -151,6 +158,44 @@ class AppServer:
         except OSError:
             return ""
 
+    def log_size(self) -> int:
+        """Where the log ends now: pass it to `assert_clean_log` to check only what follows."""
+        try:
+            return self.log_path.stat().st_size
+        except OSError:
+            return 0
+
+    def assert_clean_log(self, since: int = 0) -> None:
+        """The log (from byte `since`) shows no exception: a boundary the application handled
+        must not also be a traceback, and Daphne logs one when an application misbehaves (an
+        invalid close code, a send on a closed socket) even though the client sees a close."""
+        try:
+            with open(self.log_path, "rb") as log:
+                log.seek(since)
+                text = log.read().decode(errors="replace")
+        except OSError:
+            return
+        problems = [line for line in text.splitlines() if any(m in line for m in LOG_PROBLEMS)]
+        assert not problems, f"the {self.server} log shows an exception:\n{text[-6000:]}"
+
+
+@contextlib.contextmanager
+def served(project_dir: Path, venv: Path, env: dict[str, str], server: str, log_dir: Path, **kw):
+    """A started AppServer, stopped on exit, whose whole log must be free of exceptions.
+
+    The one place tests start Daphne or Uvicorn for a fault or boundary test:
+
+        with served(project.path, project.venv, env, "uvicorn", tmp_path) as app:
+            socket = await LiveSocket.open(app)
+    """
+    app = AppServer(project_dir, venv, env, server, log_dir, **kw)
+    app.start()
+    try:
+        yield app
+    finally:
+        app.stop()
+    app.assert_clean_log()
+
 
 class LiveSocket:
     """A real websocket client speaking the subscription protocol."""
@@ -171,15 +216,15 @@ class LiveSocket:
         return cls(connection, server)
 
     async def subscribe(self, model: str = "todos.Todo", action: str = "list", **fields) -> int:
-        """Subscribe, and wait until the server has set it up (a 404 barrier: see LiveTestCase)."""
+        """Subscribe, and wait until the server says the subscription is live (its ack)."""
         request_id = next(self._ids)
         await self.send(
-            {"type": "subscribe", "id": request_id, "model": model, "action": action, **fields}
-        )
-        marker = f"barrier-{next(self._ids)}"
-        await self.send({"type": "unsubscribe", "id": marker})
-        reply = await self.receive(timeout=10)
-        assert reply.get("id") == marker and reply.get("code") == 404, reply
+            {"type": "subscribe", "id": request_id, "model": model, "action": action,
+             "ack": True, **fields}
+        )  # fmt: skip
+        while (reply := await self.receive(timeout=10)).get("type") == "snapshot":
+            pass
+        assert reply == {"type": "subscribed", "id": request_id}, reply
         return request_id
 
     async def send(self, frame: dict) -> None:

@@ -132,7 +132,61 @@ def test_the_client_handles_the_protocol(page):
     # A frame error no subscription owns, then the refusal that ends the connection for good.
     assert result["errors"] == [
         {"id": None, "code": 400, "message": "not JSON"},
-        {"id": None, "code": 4003, "message": "Refused."},
+        {"id": None, "code": 4003, "message": "Sign in to connect."},
     ]
     assert result["statuses"] == ["connecting", "open", "reconnecting", "open", "closed"]
     assert result["status"] == "closed" and result["sockets"] == 2
+
+
+# docs/protocol.md, "Close codes": after these the same connection would be refused again...
+FINAL_CODES = [1009, 4001, 4003, 4009]
+# ...and after these (and any other) the client reconnects and subscribes again with a snapshot.
+RECONNECT_CODES = [1000, 1001, 1006, 1011, 1012, 4008, 4999]
+
+CLOSE_SCRIPT = """
+async (code) => {
+  const { LiveClient } = await import("/static/rest_live/rest-live.js");
+  const sockets = [];
+  class ScriptedSocket {
+    constructor(url, protocols) {
+      Object.assign(this, { sent: [], readyState: 0 });
+      sockets.push(this);
+    }
+    send(text) { this.sent.push(JSON.parse(text)); }
+    close() { this.readyState = 3; }
+    open() { this.readyState = 1; this.onopen(); }
+    drop(code) { this.readyState = 3; this.onclose({ code, reason: "" }); }
+  }
+  const statuses = [], errors = [];
+  const live = new LiveClient("/ws/", { WebSocket: ScriptedSocket, minDelay: 1, maxDelay: 4 });
+  live.on("status", (status) => statuses.push(status));
+  live.on("error", (error) => errors.push(error));
+  live.subscribe({ model: "todos.Todo", action: "list" }, () => {});
+  sockets[0].open();
+  sockets[0].drop(code);
+  // Far longer than maxDelay: a reconnect, had one been scheduled, has happened by then.
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  if (sockets.length > 1) sockets[1].open();
+  return { statuses, errors, sockets: sockets.length, resent: sockets[1]?.sent ?? [] };
+}
+"""
+
+
+@pytest.mark.parametrize("code", FINAL_CODES)
+def test_the_client_stops_after_a_final_close_code(page, code):
+    result = page.evaluate(CLOSE_SCRIPT, code)
+    assert result["sockets"] == 1, "it reconnected"
+    assert result["statuses"] == ["connecting", "open", "closed"]
+    assert [error["code"] for error in result["errors"]] == [code]
+    assert result["errors"][0]["message"]
+
+
+@pytest.mark.parametrize("code", RECONNECT_CODES)
+def test_the_client_reconnects_and_resyncs_after_any_other_close_code(page, code):
+    result = page.evaluate(CLOSE_SCRIPT, code)
+    assert result["sockets"] == 2
+    assert result["statuses"] == ["connecting", "open", "reconnecting", "open"]
+    assert result["errors"] == []
+    assert result["resent"] == [
+        {"type": "subscribe", "id": 1, "model": "todos.Todo", "action": "list", "snapshot": True}
+    ]

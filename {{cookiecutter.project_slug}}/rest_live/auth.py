@@ -19,10 +19,9 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
 
-from rest_live.protocol import SUBPROTOCOL
+from rest_live.protocol import CLOSE_INVALID_TOKEN, SUBPROTOCOL
 
 TOKEN_SUBPROTOCOL_PREFIX = f"{SUBPROTOCOL}.token."
-CLOSE_INVALID_TOKEN = 4001
 
 
 class TokenAuthMiddleware:

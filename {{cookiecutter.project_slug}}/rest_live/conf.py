@@ -2,10 +2,10 @@
 
 | setting | default | what it limits |
 | --- | --- | --- |
-| REST_LIVE_MAX_FRAME_BYTES | 65536 | a larger client frame closes the socket with 1009 |
+| REST_LIVE_MAX_FRAME_BYTES | 65536 | a larger client frame closes the socket with 4009 |
 | REST_LIVE_MAX_SUBSCRIPTIONS | 100 | subscriptions one socket may hold; more is an error 429 |
 | REST_LIVE_MESSAGE_BURST | 100 | client frames a socket may send at once ... |
-| REST_LIVE_MESSAGES_PER_SECOND | 20 | ... and on average; faster closes the socket with 1008 |
+| REST_LIVE_MESSAGES_PER_SECOND | 20 | ... and on average; faster closes the socket with 4008 |
 | REST_LIVE_SNAPSHOT_LIMIT | 1000 | objects in a list snapshot (the view's page size if smaller) |
 
 Each is a whole number of at least 1, but the rate, which is a number above 0; the two rate

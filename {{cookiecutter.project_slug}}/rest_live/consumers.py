@@ -17,10 +17,6 @@ from rest_live.subscriber import Subscriber
 
 logger = logging.getLogger(__name__)
 
-CLOSE_UNAUTHENTICATED = 4003
-CLOSE_POLICY_VIOLATION = 1008  # the socket sent faster than its rate limit
-CLOSE_TOO_BIG = 1009  # a frame over REST_LIVE_MAX_FRAME_BYTES
-
 
 class Held(NamedTuple):
     """A subscription this socket holds."""
@@ -45,7 +41,7 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
         await self.accept(protocol.SUBPROTOCOL if protocol.SUBPROTOCOL in offered else None)
         user = self.scope.get("user")
         if not self.router.public and not (user and user.is_authenticated):
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+            await self.close(code=protocol.CLOSE_UNAUTHENTICATED)
 
     async def disconnect(self, code):
         for request_id in list(getattr(self, "_subscriptions", ())):
@@ -56,9 +52,9 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
         if self._closing:
             return  # frames that were on their way when we closed
         if _too_big(message, conf.setting("MAX_FRAME_BYTES")):
-            await self._close(CLOSE_TOO_BIG)
+            await self._close(protocol.CLOSE_TOO_BIG)
         elif not self._rate.allow():
-            await self._close(CLOSE_POLICY_VIOLATION)
+            await self._close(protocol.CLOSE_TOO_FAST)
         else:
             await super().websocket_receive(message)
 
@@ -74,12 +70,12 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
             if isinstance(request, Subscribe):
                 await self.subscribe(request)
             else:
-                await self.unsubscribe(request.id)
+                await self.unsubscribe(request)
         except ProtocolError as error:
             await self.send(protocol.error_frame(error.request_id, error.code, error.message))
 
     async def subscribe(self, request):
-        """Start a subscription; success sends nothing back, or the snapshot if asked."""
+        """Start a subscription; success sends nothing back but the snapshot and ack if asked."""
         if request.id in self._subscriptions:
             raise ProtocolError(
                 protocol.BAD_REQUEST,
@@ -99,10 +95,12 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
                 protocol.NOT_FOUND, f"No live view serves model {request.model!r}.", request.id
             )
         model, view_class = found
-        if not hasattr(view_class, request.action):
+        actions = view_class.get_live_actions()
+        if request.action not in actions:
             raise ProtocolError(
                 protocol.BAD_REQUEST,
-                f"{model._meta.label} has no {request.action!r} action here.",
+                f"{model._meta.label} has no {request.action!r} action here: use "
+                f"{' or '.join(map(repr, actions))}.",
                 request.id,
             )
         group = group_name(model)
@@ -123,14 +121,18 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
             await self.send(
                 protocol.snapshot_frame(request.id, label, snapshot.instances, snapshot.truncated)
             )
+        if request.ack:
+            await self.send(protocol.subscribed_frame(request.id))
 
-    async def unsubscribe(self, request_id):
-        """End a subscription; success sends nothing back."""
-        if request_id not in self._subscriptions:
+    async def unsubscribe(self, request):
+        """End a subscription; success sends nothing back but the ack if asked."""
+        if request.id not in self._subscriptions:
             raise ProtocolError(
-                protocol.NOT_FOUND, f"No subscription has id {request_id!r}.", request_id
+                protocol.NOT_FOUND, f"No subscription has id {request.id!r}.", request.id
             )
-        await self._drop(request_id)
+        await self._drop(request.id)
+        if request.ack:
+            await self.send(protocol.unsubscribed_frame(request.id))
 
     async def rest_live_change(self, message):
         """A committed change from broadcasting.py: send each subscription what it means to it."""

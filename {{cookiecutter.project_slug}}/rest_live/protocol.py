@@ -3,14 +3,20 @@
 import json
 from dataclasses import dataclass
 
-from django.core.serializers.json import DjangoJSONEncoder
-
 ACTIONS = ("list", "retrieve")
 # Echoed when a client offers it, as clients sending a token subprotocol must (rest_live/auth.py).
 SUBPROTOCOL = "rest-live"
 CREATED, UPDATED, DELETED = "CREATED", "UPDATED", "DELETED"
 
 BAD_REQUEST, FORBIDDEN, NOT_FOUND, TOO_MANY, SERVER_ERROR = 400, 403, 404, 429, 500
+
+# Close codes the server sends (docs/protocol.md, "Close codes"). Servers relay only 1000 and
+# 3000-4999 from an application: Daphne turns anything else into 1011, so ours are 4000 plus the
+# nearest standard or HTTP code.
+CLOSE_INVALID_TOKEN = 4001  # a token that is unknown or whose user is inactive: stop
+CLOSE_UNAUTHENTICATED = 4003  # no user on a RealtimeRouter(public=False): stop
+CLOSE_TOO_FAST = 4008  # over REST_LIVE_MESSAGE_BURST / _PER_SECOND: reconnect, later
+CLOSE_TOO_BIG = 4009  # a frame over REST_LIVE_MAX_FRAME_BYTES: stop, it would be sent again
 
 
 class ProtocolError(Exception):
@@ -32,11 +38,13 @@ class Subscribe:
     view_kwargs: tuple = ()  # sorted (name, value) pairs
     query_params: tuple = ()  # sorted (name, (value, ...)) pairs
     snapshot: bool = False  # answer with the current state first
+    ack: bool = False  # answer "subscribed" once it is live
 
 
 @dataclass(frozen=True)
 class Unsubscribe:
     id: int | str
+    ack: bool = False  # answer "unsubscribed" once it is over
 
 
 def parse(text):
@@ -50,7 +58,7 @@ def parse(text):
     request_id = _request_id(frame)
     kind = frame.get("type")
     if kind == "unsubscribe":
-        return Unsubscribe(request_id)
+        return Unsubscribe(request_id, _flag(frame, "ack", request_id))
     if kind != "subscribe":
         raise ProtocolError(
             BAD_REQUEST, f"Unknown type {kind!r}: use 'subscribe' or 'unsubscribe'.", request_id
@@ -85,9 +93,6 @@ def _subscribe(frame, request_id):
             raise refuse("A retrieve subscription needs 'lookup_by', a string or an integer.")
     elif lookup_by is not None:
         raise refuse("'lookup_by' applies to retrieve subscriptions only.")
-    snapshot = frame.get("snapshot", False)
-    if not isinstance(snapshot, bool):
-        raise refuse("'snapshot' must be true or false.")
     return Subscribe(
         id=request_id,
         model=model,
@@ -95,8 +100,16 @@ def _subscribe(frame, request_id):
         lookup_by=lookup_by,
         view_kwargs=_view_kwargs(frame.get("view_kwargs"), refuse),
         query_params=_query_params(frame.get("query_params"), refuse),
-        snapshot=snapshot,
+        snapshot=_flag(frame, "snapshot", request_id),
+        ack=_flag(frame, "ack", request_id),
     )
+
+
+def _flag(frame, name, request_id):
+    value = frame.get(name, False)
+    if not isinstance(value, bool):
+        raise ProtocolError(BAD_REQUEST, f"'{name}' must be true or false.", request_id)
+    return value
 
 
 def _is_lookup_value(value):
@@ -137,6 +150,16 @@ def error_frame(request_id, code, message):
     return json.dumps({"type": "error", "id": request_id, "code": code, "message": message})
 
 
+def subscribed_frame(request_id):
+    """The acknowledgement of a subscribe that asked for one: it is live from here on."""
+    return json.dumps({"type": "subscribed", "id": request_id})
+
+
+def unsubscribed_frame(request_id):
+    """The acknowledgement of an unsubscribe that asked for one: nothing more will come for it."""
+    return json.dumps({"type": "unsubscribed", "id": request_id})
+
+
 def broadcast_frame(request_id, model, action, instance_json):
     """A broadcast frame around a rendered instance, so one rendering serves every socket."""
     return (
@@ -154,8 +177,10 @@ def snapshot_frame(request_id, model, instances_json, truncated):
 
 
 def deleted_instance(pk, lookup_field, lookup_value):
-    """What a DELETED broadcast carries: the id and the lookup field's value, nothing more."""
-    instance = {"id": pk}
-    if lookup_field not in ("pk", "id"):
-        instance[lookup_field] = lookup_value
-    return json.dumps(instance, cls=DjangoJSONEncoder)
+    """What a DELETED broadcast carries, to be rendered by the view: the primary key and the
+    lookup field's value, nothing more (the subscriber may no longer see the rest).
+
+    The primary key goes as `id`, this protocol's name for it, and as `pk`, the name
+    django-rest-live 0.7 clients read.
+    """
+    return {"id": pk, "pk": pk, lookup_field: lookup_value}

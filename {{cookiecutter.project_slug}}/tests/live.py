@@ -52,12 +52,19 @@ class LiveTestCase(TransactionTestCase):
         return socket
 
     async def subscribe(self, socket, model, action="list", **fields):
-        """Subscribe and return the subscription id, once the server has set it up."""
+        """Subscribe and return the subscription id, once the server says it is live (ack)."""
         request_id = fields.pop("id", None) or next(self._request_ids)
         await socket.send_json_to(
-            {"type": "subscribe", "id": request_id, "model": model, "action": action, **fields}
+            {
+                "type": "subscribe",
+                "id": request_id,
+                "model": model,
+                "action": action,
+                "ack": True,
+                **fields,
+            }
         )
-        await self._barrier(socket)
+        await self._acknowledged(socket, "subscribed", request_id)
         return request_id
 
     async def subscribe_with_snapshot(self, socket, model, action="list", **fields):
@@ -82,20 +89,16 @@ class LiveTestCase(TransactionTestCase):
         return message
 
     async def unsubscribe(self, socket, request_id):
-        await socket.send_json_to({"type": "unsubscribe", "id": request_id})
-        await self._barrier(socket)
+        """Unsubscribe, and return once the server says nothing more will come for it (ack)."""
+        await socket.send_json_to({"type": "unsubscribe", "id": request_id, "ack": True})
+        await self._acknowledged(socket, "unsubscribed", request_id)
 
-    async def _barrier(self, socket):
-        """Wait until the server has handled every frame sent before, failing on any reply.
-
-        The socket handles frames in order and unsubscribing an unknown id answers 404, so that
-        answer proves what came before it is done (success sends nothing) without a fixed sleep.
-        """
-        marker = f"barrier-{next(self._request_ids)}"
-        await socket.send_json_to({"type": "unsubscribe", "id": marker})
+    async def _acknowledged(self, socket, kind, request_id):
+        """Wait for the ack of `request_id`, failing on any other frame, so no fixed sleep is
+        needed and nothing unexpected slips by."""
         reply = await self.receive(socket)
-        if reply != {"type": "error", "id": marker, "code": 404, "message": reply.get("message")}:
-            self.fail(f"unexpected frame: {reply}")
+        if reply != {"type": kind, "id": request_id}:
+            self.fail(f"expected {kind!r} for {request_id!r}, got {reply}")
 
     async def receive(self, socket):
         """The next frame; fails clearly if none comes in time or the consumer died."""

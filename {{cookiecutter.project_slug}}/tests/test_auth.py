@@ -9,8 +9,8 @@ from rest_framework import permissions
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.authtoken.models import Token
 
-from rest_live.auth import CLOSE_INVALID_TOKEN, TokenAuthMiddleware
-from rest_live.consumers import CLOSE_UNAUTHENTICATED
+from rest_live.auth import TokenAuthMiddleware
+from rest_live.protocol import CLOSE_INVALID_TOKEN, CLOSE_UNAUTHENTICATED
 from rest_live.routers import RealtimeRouter
 from rest_live.testing import APICommunicator
 from tests.live import LiveTestCase

@@ -14,6 +14,7 @@ from rest_framework import permissions, viewsets
 from rest_live.limits import MessageRate
 from rest_live.mixins import RealtimeMixin
 from rest_live.origins import AllowedOriginsValidator
+from rest_live.protocol import CLOSE_TOO_BIG, CLOSE_TOO_FAST
 from rest_live.routers import RealtimeRouter
 from rest_live.testing import APICommunicator
 from tests.groups import GroupSerializer
@@ -36,20 +37,20 @@ class LimitTests(LiveTestCase):
     path = "/ws/"
 
     @override_settings(REST_LIVE_MAX_FRAME_BYTES=1000)
-    async def test_a_frame_over_the_size_limit_closes_the_socket_with_1009(self):
+    async def test_a_frame_over_the_size_limit_closes_the_socket_with_4009(self):
         socket = await self.connect()
         await socket.send_to(text_data="x" * 1000)  # at the limit: read, and refused as JSON
         await self.assertError(socket, 400)
         await socket.send_to(text_data="é" * 500)  # 1000 bytes in UTF-8
         await self.assertError(socket, 400)
         await socket.send_to(text_data="é" * 501)
-        await self.assertClosed(socket, 1009)
+        await self.assertClosed(socket, CLOSE_TOO_BIG)
 
     @override_settings(REST_LIVE_MAX_FRAME_BYTES=1000)
     async def test_a_binary_frame_over_the_limit_closes_too(self):
         socket = await self.connect()
         await socket.send_to(bytes_data=b"\0" * 1001)
-        await self.assertClosed(socket, 1009)
+        await self.assertClosed(socket, CLOSE_TOO_BIG)
 
     @override_settings(REST_LIVE_MAX_SUBSCRIPTIONS=2)
     async def test_subscriptions_per_socket_are_capped(self):
@@ -66,13 +67,13 @@ class LimitTests(LiveTestCase):
         await self.subscribe(socket, "auth.Group", id="third")
 
     @override_settings(REST_LIVE_MESSAGE_BURST=5, REST_LIVE_MESSAGES_PER_SECOND=0.001)
-    async def test_a_socket_over_its_message_rate_is_closed_with_1008(self):
+    async def test_a_socket_over_its_message_rate_is_closed_with_4008(self):
         socket = await self.connect()
         for number in range(5):
             await socket.send_json_to({"type": "unsubscribe", "id": number})
             await self.assertError(socket, 404, id=number)
         await socket.send_json_to({"type": "unsubscribe", "id": 5})
-        await self.assertClosed(socket, 1008)
+        await self.assertClosed(socket, CLOSE_TOO_FAST)
 
 
 class MessageRateTests(SimpleTestCase):

@@ -21,16 +21,23 @@
  *
  * When the connection drops, the client reconnects with capped, jittered exponential backoff and
  * subscribes again with `snapshot: true`, so each callback gets a "SNAPSHOT" that replaces its
- * state: changes made while disconnected are not replayed, they are in the snapshot.
+ * state: changes made while disconnected are not replayed, they are in the snapshot. After a
+ * close code in FINAL_CLOSE_CODES (bad token, signed out, a frame too big) it stops instead:
+ * the status becomes "closed" and on("error") hears the code.
  */
 
 export const SUBPROTOCOL = "rest-live";
 export const TOKEN_SUBPROTOCOL_PREFIX = `${SUBPROTOCOL}.token.`;
 export const STATUSES = ["connecting", "open", "reconnecting", "closed"];
 
-// Close codes 4000-4999 are the server's refusals (4001 bad token, 4003 signed out on a private
-// router); reconnecting would only be refused again.
-const isRefusal = (code) => code >= 4000 && code < 5000;
+// Close codes after which the same connection would be refused again (docs/protocol.md, "Close
+// codes"): the client stops and reports them. After any other close it reconnects.
+export const FINAL_CLOSE_CODES = new Map([
+  [1009, "A frame was over the server's size limit."],
+  [4001, "The token is unknown, or its user is inactive."],
+  [4003, "Sign in to connect."],
+  [4009, "A frame was over the server's size limit."],
+]);
 
 export class LiveClient {
   #url;
@@ -125,8 +132,9 @@ export class LiveClient {
     };
     socket.onclose = (event) => {
       if (socket !== this.#socket || this.#closed) return;
-      if (isRefusal(event.code)) {
-        this.#emit("error", { id: null, code: event.code, message: event.reason || "Refused." });
+      if (FINAL_CLOSE_CODES.has(event.code)) {
+        const message = event.reason || FINAL_CLOSE_CODES.get(event.code);
+        this.#emit("error", { id: null, code: event.code, message });
         this.close();
         return;
       }

@@ -1,0 +1,101 @@
+"""The connection lifecycle (docs/protocol.md): acknowledgements, subscription ids, model labels.
+
+A subscribe is silent unless it asks for an ack, so these tests send their frames by hand rather
+than through LiveTestCase.subscribe, which asks for one.
+"""
+
+from channels.auth import AuthMiddlewareStack
+from channels.routing import URLRouter
+from django.contrib.auth.models import Group
+from django.urls import path
+from rest_framework import viewsets
+
+from rest_live.mixins import RealtimeMixin
+from rest_live.routers import RealtimeRouter
+from tests.groups import GroupSerializer
+from tests.live import LiveTestCase
+
+
+class GroupViewSet(RealtimeMixin, viewsets.ReadOnlyModelViewSet):
+    queryset = Group.objects.all()
+    serializer_class = GroupSerializer
+    permission_classes = []
+
+
+router = RealtimeRouter()
+router.register(GroupViewSet)
+
+
+def subscribe_frame(request_id, **fields):
+    return {
+        "type": "subscribe",
+        "id": request_id,
+        "model": "auth.Group",
+        "action": "list",
+        **fields,
+    }
+
+
+class AcknowledgementTests(LiveTestCase):
+    application = AuthMiddlewareStack(URLRouter([path("ws/", router.as_consumer().as_asgi())]))
+    path = "/ws/"
+
+    async def test_an_acked_subscribe_is_live_once_subscribed_arrives(self):
+        socket = await self.connect()
+        await socket.send_json_to(subscribe_frame(7, ack=True))
+        self.assertEqual(await self.receive(socket), {"type": "subscribed", "id": 7})
+        group = await self.db(Group.objects.create, name="right after the ack")
+        await self.assertBroadcast(socket, "CREATED", {"id": group.pk}, id=7)
+
+    async def test_with_a_snapshot_the_ack_follows_it(self):
+        await self.db(Group.objects.create, name="before")
+        socket = await self.connect()
+        await socket.send_json_to(subscribe_frame("s", snapshot=True, ack=True))
+        snapshot = await self.receive(socket)
+        self.assertEqual((snapshot["type"], snapshot["id"]), ("snapshot", "s"))
+        self.assertEqual(await self.receive(socket), {"type": "subscribed", "id": "s"})
+
+    async def test_an_acked_unsubscribe_ends_the_broadcasts(self):
+        socket = await self.connect()
+        await socket.send_json_to(subscribe_frame(1, ack=True))
+        await self.receive(socket)
+        await socket.send_json_to({"type": "unsubscribe", "id": 1, "ack": True})
+        self.assertEqual(await self.receive(socket), {"type": "unsubscribed", "id": 1})
+        await self.db(Group.objects.create, name="after unsubscribing")
+        await self.assertNothing(socket)
+
+    async def test_without_ack_success_is_silent(self):
+        socket = await self.connect()
+        await socket.send_json_to(subscribe_frame(1))
+        await self.assertNothing(socket)
+        await socket.send_json_to({"type": "unsubscribe", "id": 1})
+        await self.assertNothing(socket)
+
+    async def test_ack_must_be_a_boolean(self):
+        socket = await self.connect()
+        await socket.send_json_to(subscribe_frame(1, ack="yes"))
+        error = await self.assertError(socket, 400, id=1)
+        self.assertIn("'ack' must be true or false", error["message"])
+        await socket.send_json_to({"type": "unsubscribe", "id": 1, "ack": 1})
+        await self.assertError(socket, 400, id=1)
+
+    async def test_a_refused_subscribe_gets_its_error_and_no_ack(self):
+        socket = await self.connect()
+        await socket.send_json_to({**subscribe_frame(1, ack=True), "model": "nope.Nope"})
+        await self.assertError(socket, 404, id=1)
+        await self.assertNothing(socket)
+
+    async def test_7_and_the_string_7_are_two_subscriptions_echoed_as_sent(self):
+        socket = await self.connect()
+        await self.subscribe(socket, "auth.Group", id=7)
+        await self.subscribe(socket, "auth.Group", id="7")
+        await self.db(Group.objects.create, name="twice")
+        ids = [(await self.assertBroadcast(socket, "CREATED"))["id"] for _ in range(2)]
+        self.assertCountEqual(ids, [7, "7"])
+
+    async def test_the_model_is_echoed_as_its_label_whatever_the_spelling(self):
+        socket = await self.connect()
+        await self.subscribe(socket, "AUTH.group", id=1)
+        await self.db(Group.objects.create, name="spelled")
+        message = await self.assertBroadcast(socket, "CREATED", id=1)
+        self.assertEqual(message["model"], "auth.Group")
