@@ -46,6 +46,9 @@ WEBSOCKET_ALLOWED_ORIGINS = env_list("DJANGO_WEBSOCKET_ALLOWED_ORIGINS")
 INSTALLED_APPS = [
     # daphne first: its runserver replaces Django's, so `manage.py runserver` speaks websockets.
     "daphne",
+    # ServeStatic's system checks. It stays below daphne, whose runserver (which serves static
+    # files itself in development) must win over ServeStatic's.
+    "servestatic",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -63,6 +66,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files are answered here, before sessions and the rest: see STORAGES below.
+    "servestatic.middleware.ServeStaticMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -156,8 +161,27 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Where `collectstatic` writes, and where the application serves static files from.
+STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT", BASE_DIR / "staticfiles"))
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# The application serves its own static files through ServeStatic's middleware, under Daphne or
+# Uvicorn alike. With debug off, `collectstatic` copies each file under a name carrying its
+# content's hash (served with a year's Cache-Control) and writes gzip and Brotli copies; the
+# template tag `static` looks the hashed names up in its manifest. That manifest exists only after
+# `collectstatic`, so with debug on the storage is the plain one and files are served from the
+# source folders (finders). This covers `manage.py test` too: the test runner turns debug off
+# only after these lines have run.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "servestatic.storage.CompressedManifestStaticFilesStorage"
+        ),
+    },
+}
+SERVESTATIC_USE_FINDERS = DEBUG
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -171,7 +195,23 @@ if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
     SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 3600)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
-    SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", True)
+    # Preloading is opt-in: once browsers ship the domain in their preload lists they refuse
+    # plain HTTP for it and every subdomain, and leaving the lists takes months. The lists accept
+    # only a max-age of a year or more with includeSubDomains, so anything less is a mistake.
+    SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+    if SECURE_HSTS_PRELOAD and (
+        SECURE_HSTS_SECONDS < 31536000 or not SECURE_HSTS_INCLUDE_SUBDOMAINS
+    ):
+        raise ImproperlyConfigured(
+            "DJANGO_SECURE_HSTS_PRELOAD=on needs DJANGO_SECURE_HSTS_SECONDS=31536000 (a year) or "
+            "more and DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS=on: set both, or set "
+            "DJANGO_SECURE_HSTS_PRELOAD=off."
+        )
+    if not SECURE_HSTS_PRELOAD:
+        # check --deploy's security.W021 only says that a site without preload cannot join the
+        # preload lists. Off is the deliberate default above, so that one check is silenced,
+        # and only while preload is off.
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]
     if env_bool("DJANGO_BEHIND_TLS_PROXY", False):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
