@@ -33,16 +33,18 @@ def load_settings(*command, **environ):
 
 def read_settings(*names, **environ):
     """The values of settings `names`, as loaded in a fresh interpreter with `environ`."""
-    code, output = load_settings(
-        sys.executable,
-        "-c",
-        "import json, sys, django; from django.conf import settings; django.setup(); "
-        f"json.dump({{n: getattr(settings, n, None) for n in {list(names)!r}}}, sys.stderr)",
-        **environ,
-    )
+    code, output = load_settings(sys.executable, "-c", PRINT_SETTINGS, *names, **environ)
     if code != 0:
         raise AssertionError(output)
     return json.loads(output.strip().splitlines()[-1])
+
+
+PRINT_SETTINGS = """
+import json, sys, django
+from django.conf import settings
+django.setup()
+json.dump({name: getattr(settings, name, None) for name in sys.argv[1:]}, sys.stderr)
+"""
 
 
 class EnvReaderTests(SimpleTestCase):
