@@ -1,5 +1,7 @@
 from django.core.exceptions import ImproperlyConfigured
 
+from rest_live.protocol import ACTIONS
+
 
 class RealtimeMixin:
     """Makes a DRF view subscribable: register it on a `RealtimeRouter`.
@@ -23,3 +25,13 @@ class RealtimeMixin:
             f"rest_live cannot tell which model {cls.__qualname__} serves: it has no `queryset`. "
             f"Set `model = YourModel` on {cls.__qualname__}."
         )
+
+    @classmethod
+    def get_live_actions(cls):
+        """The subscription actions this view serves: of `list` and `retrieve`, those it has.
+
+        A view that has one serves only that one, as over REST: a RetrieveAPIView that lists
+        would show clients objects REST lets them fetch only by a known lookup value. A view with
+        neither (a bare GenericAPIView) serves both, as django-rest-live 0.7 did.
+        """
+        return tuple(action for action in ACTIONS if hasattr(cls, action)) or ACTIONS

@@ -109,8 +109,8 @@ class Subscriber:
                 visible[pk] = self._lookup_value(obj)
                 events.append((action, self._render(view, obj)))
             elif pk in visible:
-                lookup_value = visible.pop(pk)
-                events.append((DELETED, deleted_instance(pk, self.lookup_field, lookup_value)))
+                gone = deleted_instance(pk, self.lookup_field, visible.pop(pk))
+                events.append((DELETED, self._render_data(view, gone)))
         return events
 
     def _view(self, django_user=None):
@@ -122,6 +122,10 @@ class Subscriber:
             view.action_map = {"get": self.action}
             view.basename = None
             view.detail = self.action == "retrieve"
+        else:
+            # DRF names the action on viewsets only; django-rest-live 0.7 set it on every view,
+            # and views written for it (a bare GenericAPIView has no other way) may read it.
+            view.action = self.action
         if self.action == "retrieve":
             kwargs[view.lookup_url_kwarg or view.lookup_field] = self.lookup_by
         view.args, view.kwargs, view.format_kwarg = (), kwargs, None
@@ -205,7 +209,11 @@ class Subscriber:
         return value
 
     def _render(self, view, obj, many=False):
-        data = view.get_serializer(obj, many=many).data
+        return self._render_data(view, view.get_serializer(obj, many=many).data)
+
+    def _render_data(self, view, data):
+        """`data` as JSON text, by the view's renderer as over REST (so a camelCase renderer
+        shapes DELETED payloads too), or by DRF's JSONRenderer if the view's is not JSON."""
         renderer, media_type = view.perform_content_negotiation(view.request, force=True)
         if getattr(renderer, "format", None) != "json":
             renderer, media_type = JSONRenderer(), "application/json"

@@ -122,7 +122,7 @@ class GroupLiveTests(LiveTestCase):
         for _ in range(2):
             message = await self.assertBroadcast(socket, "DELETED")
             self.assertIn(message["id"], {listing, single})
-            self.assertEqual(message["instance"], {"id": pk, "name": "editors"})
+            self.assertEqual(message["instance"], {"id": pk, "pk": pk, "name": "editors"})
 
     async def test_retrieve_by_a_lookup_field_follows_renames(self):
         group = await self.db(Group.objects.create, name="editors")
@@ -131,7 +131,7 @@ class GroupLiveTests(LiveTestCase):
         group.name = "writers"
         await self.db(group.save)
         message = await self.assertBroadcast(socket, "DELETED", id=sub)
-        self.assertEqual(message["instance"], {"id": group.pk, "name": "editors"})
+        self.assertEqual(message["instance"], {"id": group.pk, "pk": group.pk, "name": "editors"})
         await self.db(Group.objects.create, name="editors")
         await self.assertBroadcast(socket, "CREATED", {"name": "editors"}, id=sub)
 
@@ -154,7 +154,9 @@ class GroupSnapshotTests(LiveTestCase):
         await self.db(editors.save)
         await self.assertBroadcast(socket, "UPDATED", {"name": "readers"}, id=listing["id"])
         message = await self.assertBroadcast(socket, "DELETED", id=single["id"])
-        self.assertEqual(message["instance"], {"id": editors.pk, "name": "editors"})
+        self.assertEqual(
+            message["instance"], {"id": editors.pk, "pk": editors.pk, "name": "editors"}
+        )
 
 
 IN_MEMORY = "channels.layers.InMemoryChannelLayer"

@@ -38,7 +38,7 @@ class RetrieveTests(LiveTestCase):
         pk = todo.pk
         await self.db(todo.delete)
         message = await self.assertBroadcast(socket, "DELETED", id=sub)
-        self.assertEqual(message["instance"], {"id": pk})
+        self.assertEqual(message["instance"], {"id": pk, "pk": pk})
 
     async def test_other_todos_send_nothing(self):
         todo = await self.db(Todo.objects.create, title="milk")
@@ -81,7 +81,7 @@ class ListTests(LiveTestCase):
         todo.title = "bread again"
         await self.db(todo.save)
         message = await self.assertBroadcast(socket, "DELETED", id=sub)
-        self.assertEqual(message["instance"], {"id": todo.pk})
+        self.assertEqual(message["instance"], {"id": todo.pk, "pk": todo.pk})
 
         await self.db(todo.delete)
         await self.assertNothing(socket)

@@ -125,7 +125,7 @@ class NoLeakTests(LiveTestCase):
                 subscription.state[pk] = now
             elif before:
                 message = await self.assertBroadcast(subscription.socket, "DELETED", id=1)
-                self.assertEqual(message["instance"], {"id": pk}, subscription)
+                self.assertEqual(message["instance"], {"id": pk, "pk": pk}, subscription)
                 del subscription.state[pk]
         await asyncio.gather(*(self.assertNothing(s.socket, timeout=0.1) for s in subscriptions))
 

@@ -1,4 +1,5 @@
-"""Views that exist only for the tests: private, staff-only, object-permission and paged todos.
+"""Views that exist only for the tests: private, staff-only, object-permission and paged todos,
+and views as django-rest-live 0.7 projects wrote them (test_compat.py).
 
 Each is served by its own router (one view per model per router), all under `application`.
 """
@@ -7,7 +8,15 @@ from channels.auth import AuthMiddlewareStack
 from channels.routing import URLRouter
 from channels.security.websocket import AllowedHostsOriginValidator
 from django.urls import path
-from rest_framework import pagination, permissions, serializers, viewsets
+from rest_framework import (
+    filters,
+    generics,
+    pagination,
+    permissions,
+    renderers,
+    serializers,
+    viewsets,
+)
 
 from rest_live.mixins import RealtimeMixin
 from rest_live.routers import RealtimeRouter
@@ -65,6 +74,59 @@ class PagedTodoViewSet(RealtimeMixin, viewsets.ReadOnlyModelViewSet):
     pagination_class = PairsPagination
 
 
+class BareTodoView(RealtimeMixin, generics.GenericAPIView):
+    """Neither a list nor a retrieve action, as django-rest-live 0.7 served: lists show the open
+    todos, any todo can be retrieved (reading `self.action`, which 0.7 set)."""
+
+    serializer_class = TodoSerializer
+    filter_backends = [filters.SearchFilter]
+    search_fields = ["title"]
+    model = Todo
+
+    def get_queryset(self):
+        todos = Todo.objects.all()
+        return todos.filter(done=False) if self.action == "list" else todos
+
+
+class ListedTodoView(RealtimeMixin, generics.ListAPIView):
+    queryset = Todo.objects.all()
+    serializer_class = TodoSerializer
+
+
+class RetrievedTodoView(RealtimeMixin, generics.RetrieveAPIView):
+    queryset = Todo.objects.all()
+    serializer_class = TodoSerializer
+
+
+def camel_case(data):
+    """`data` with every key in camelCase, as djangorestframework-camel-case renders it."""
+    if isinstance(data, dict):
+        return {camel_case_key(key): camel_case(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [camel_case(item) for item in data]
+    return data
+
+
+def camel_case_key(key):
+    first, *rest = str(key).split("_")
+    return first + "".join(word.capitalize() for word in rest)
+
+
+class CamelCaseJSONRenderer(renderers.JSONRenderer):
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return super().render(camel_case(data), accepted_media_type, renderer_context)
+
+
+class CamelCaseTodoViewSet(RealtimeMixin, viewsets.ReadOnlyModelViewSet):
+    """Rendered in camelCase; looked up by `created_at`, a name with an underscore, so the
+    renderer shows in DELETED payloads too."""
+
+    queryset = Todo.objects.all()
+    serializer_class = TodoSerializer
+    renderer_classes = [CamelCaseJSONRenderer]
+    lookup_field = "created_at"
+
+
 private_router = RealtimeRouter(public=False)
 private_router.register(MyTodoViewSet)
 staff_router = RealtimeRouter()
@@ -73,12 +135,24 @@ owned_router = RealtimeRouter()
 owned_router.register(OwnedTodoViewSet)
 paged_router = RealtimeRouter()
 paged_router.register(PagedTodoViewSet)
+bare_router = RealtimeRouter()
+bare_router.register(BareTodoView)
+listed_router = RealtimeRouter()
+listed_router.register(ListedTodoView)
+retrieved_router = RealtimeRouter()
+retrieved_router.register(RetrievedTodoView)
+camel_case_router = RealtimeRouter()
+camel_case_router.register(CamelCaseTodoViewSet)
 
 websocket_urlpatterns = [
     path("ws/private/", private_router.as_consumer().as_asgi()),
     path("ws/staff/", staff_router.as_consumer().as_asgi()),
     path("ws/owned/", owned_router.as_consumer().as_asgi()),
     path("ws/paged/", paged_router.as_consumer().as_asgi()),
+    path("ws/bare/", bare_router.as_consumer().as_asgi()),
+    path("ws/listed/", listed_router.as_consumer().as_asgi()),
+    path("ws/retrieved/", retrieved_router.as_consumer().as_asgi()),
+    path("ws/camel-case/", camel_case_router.as_consumer().as_asgi()),
 ]
 
 application = AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
