@@ -55,8 +55,9 @@ def server_command(server: str, port: int, module: str = "config.asgi:applicatio
             str(port),
             "--log-level",
             "warning",
+            "--proxy-headers",
         ]
-    return ["daphne", "--bind", LOOPBACK, "--port", str(port), "-v", "0", module]
+    return ["daphne", "--bind", LOOPBACK, "--port", str(port), "-v", "0", "--proxy-headers", module]
 
 
 class ServerFailed(RuntimeError):

@@ -1,9 +1,12 @@
-"""The demo page in a real browser: Playwright drives Debian's Chromium against a baked server.
+"""The demo as deployed, in a real browser: Playwright drives Debian's Chromium against the
+Procfile's production command (Daphne, and Uvicorn) with debug off, after `collectstatic`.
 
 The `redis` combo is baked, so writes from another process (`manage.py shell`) reach the server
-through Redis, as in production. Its database is a SQLite file in a temp dir, so the cached bake
-is left as it was. Every page records console errors and uncaught exceptions; a test that leaves
-any fails at teardown.
+through Redis, as in production. Each server gets its own SQLite database in a temp dir, and the
+static files are collected once into another (DJANGO_STATIC_ROOT), so the cached bake is left as
+it was. Every test runs on Daphne, the Procfile's default; signing in, two pages, a change and a
+server restart run on Uvicorn too. Every page records console errors and uncaught exceptions,
+and the server's log must show no exception: a test that leaves any fails at teardown.
 
 Each run writes a screenshot of the demo to artifacts/demo.png; with UPDATE_DEMO_SCREENSHOT=1 it
 also refreshes docs/demo.png, the copy the README shows.
@@ -11,16 +14,22 @@ also refreshes docs/demo.png, the copy the README shows.
 
 from __future__ import annotations
 
+import gzip
 import os
 import re
 import shutil
+import subprocess
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from tests import baking
+from tests.appserver import AppServer
 from tests.combos import BY_NAME, TEMPLATE_DIR
-from tests.demo_server import DemoServer
+from tests.demo_server import DemoServer, collect_static
 
 pytestmark = [pytest.mark.xdist_group("redis"), pytest.mark.timeout(300)]
 
@@ -33,12 +42,17 @@ README_SCREENSHOT = TEMPLATE_DIR / "docs" / "demo.png"
 SOCKET_REFUSED = re.compile(
     r"^WebSocket connection to 'ws://[^']+' failed: .*ERR_CONNECTION_REFUSED"
 )
+YEAR = 365 * 24 * 60 * 60
+
+# `demo` is parametrized per test: the whole list on Daphne, the essentials on Uvicorn too.
+on_both_servers = pytest.mark.parametrize("demo", ["daphne", "uvicorn"], indirect=True)
+on_daphne = pytest.mark.parametrize("demo", ["daphne"], indirect=True)
 
 
 @dataclass
 class Demo:
     project: baking.BakedProject
-    server: DemoServer
+    server: AppServer
     username: str
     password: str
 
@@ -54,26 +68,43 @@ class Demo:
         self.shell(f"from todos.models import Todo; Todo.objects.create(title={title!r})")
 
 
-@pytest.fixture(scope="module")
-def demo(chromium, bake, baked_venv, redis_server, tmp_path_factory):
-    """The redis combo migrated, seeded (`seed_demo`) and served on a free port."""
+def demo_project(bake, baked_venv, **env: str) -> baking.BakedProject:
     combo = BY_NAME["redis"]
+    env = {**baking.service_env(combo), **env}
+    return baking.BakedProject(path=bake(combo), combo=combo, venv=baked_venv, env=env)
+
+
+@pytest.fixture(scope="module")
+def static_root(bake, baked_venv, tmp_path_factory) -> Path:
+    """The redis combo's static files, collected once for every server of the module."""
+    root = tmp_path_factory.mktemp("browser-static")
+    collect_static(demo_project(bake, baked_venv, DJANGO_STATIC_ROOT=str(root)))
+    return root
+
+
+@pytest.fixture(scope="module")
+def demo(request, bake, baked_venv, redis_server, static_root, tmp_path_factory):
+    """The redis combo migrated, seeded (`seed_demo`) and served on a free port by the server
+    the test is parametrized with; its whole log must stay free of exceptions."""
     redis_server.start()  # a no-op unless an earlier test stopped it
-    tmp = tmp_path_factory.mktemp("browser-demo")
-    env = {
-        **baking.service_env(combo, redis_url=redis_server.url),
-        "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
-    }
-    project = baking.BakedProject(path=bake(combo), combo=combo, venv=baked_venv, env=env)
+    tmp = tmp_path_factory.mktemp(f"browser-demo-{request.param}")
+    project = demo_project(
+        bake,
+        baked_venv,
+        REDIS_URL=redis_server.url,
+        DATABASE_URL=f"sqlite:///{tmp / 'db.sqlite3'}",
+        DJANGO_STATIC_ROOT=str(static_root),
+    )
     project.manage("migrate", "--noinput")
     seeded = project.manage("seed_demo").stdout
     password = re.search(r"password: (\S+)", seeded).group(1)
-    server = DemoServer(project, log_dir=tmp)
+    server = DemoServer(project, log_dir=tmp, server=request.param)
     server.start()
     try:
         yield Demo(project, server, "demo", password)
     finally:
         server.stop()
+    server.assert_clean_log()
 
 
 class Pages:
@@ -123,21 +154,84 @@ class Pages:
 
 @pytest.fixture
 def pages(chromium, demo):
+    log_start = demo.server.log_size()
     opened = Pages(chromium, demo)
     try:
         yield opened
     finally:
         opened.close()
     assert not opened.problems, "the browser reported:\n" + "\n".join(opened.problems)
+    demo.server.assert_clean_log(since=log_start)
 
 
 def todo(page, title: str):
     return page.locator("#todos li", has_text=re.compile(f"^{re.escape(title)}"))
 
 
+def fetch(url: str, accept_encoding: str = "identity"):
+    """(status, headers, body) of a GET, the body as sent (urllib decompresses nothing)."""
+    request = urllib.request.Request(url, headers={"Accept-Encoding": accept_encoding})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read()
+
+
+def unbrotli(venv: Path, data: bytes) -> bytes:
+    """Brotli-decoded `data`, by the baked venv's `brotli` (the template's venv has none)."""
+    decode = (
+        "import sys, brotli; sys.stdout.buffer.write(brotli.decompress(sys.stdin.buffer.read()))"
+    )
+    return subprocess.run(
+        [str(venv / "bin" / "python"), "-c", decode],
+        input=data, capture_output=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+
+
+def assert_served_compressed(demo: Demo, path: str) -> str:
+    """`path` is served, and as gzip or Brotli to a client that accepts it, each decoding to
+    the same bytes; returns its Cache-Control."""
+    status, headers, plain = fetch(demo.url + path)
+    assert status == 200, f"GET {path}: {status}\n{demo.server.log()}"
+    assert headers["Content-Encoding"] is None, headers
+    for encoding, decode in [
+        ("gzip", gzip.decompress),
+        ("br", lambda data: unbrotli(demo.project.venv, data)),
+    ]:
+        status, headers, body = fetch(demo.url + path, accept_encoding=f"{encoding}, identity")
+        assert status == 200, f"GET {path} ({encoding}): {status}"
+        assert headers["Content-Encoding"] == encoding, (path, encoding, dict(headers))
+        assert "Accept-Encoding" in headers["Vary"], dict(headers)
+        assert len(body) < len(plain) and decode(body) == plain, (path, encoding)
+    return headers["Cache-Control"]
+
+
 # --- the tests (the screenshot first, while the list is still the seeded one) ----------------
 
 
+@on_both_servers
+def test_static_files_are_hashed_compressed_and_cached_for_a_year(demo):
+    log_start = demo.server.log_size()
+    status, _, page = fetch(demo.url + "/")
+    assert status == 200
+    page = page.decode()
+    styles = re.search(r'<link rel="stylesheet" href="([^"]+)"', page).group(1)
+    script = re.search(r'<script type="module" src="([^"]+)"', page).group(1)
+    for path, extension in [(styles, "css"), (script, "js")]:
+        # The manifest's names carry a hash of the content, so they may be cached for good.
+        assert re.fullmatch(rf"/static/todos/app\.[0-9a-f]{{12}}\.{extension}", path), path
+        cache_control = assert_served_compressed(demo, path)
+        max_age = int(re.search(r"max-age=(\d+)", cache_control).group(1))
+        assert max_age >= YEAR and "immutable" in cache_control, cache_control
+    # app.js imports the client by its plain name, which must not be cached for good.
+    cache_control = assert_served_compressed(demo, "/static/rest_live/rest-live.js")
+    assert "immutable" not in cache_control, cache_control
+    assert fetch(demo.url + "/static/todos/missing.js")[0] == 404
+    demo.server.assert_clean_log(since=log_start)
+
+
+@on_daphne
 def test_screenshot_of_the_demo(pages):
     from playwright.sync_api import expect
 
@@ -157,6 +251,7 @@ def test_screenshot_of_the_demo(pages):
         shutil.copyfile(SCREENSHOT, README_SCREENSHOT)
 
 
+@on_both_servers
 def test_a_todo_added_in_one_page_appears_in_the_other(pages):
     from playwright.sync_api import expect
 
@@ -168,6 +263,7 @@ def test_a_todo_added_in_one_page_appears_in_the_other(pages):
     expect(todo(writer, "Added in a page")).to_be_visible(timeout=LIVE_MS)
 
 
+@on_daphne
 def test_a_todo_created_in_the_shell_appears_in_every_page(pages, demo):
     from playwright.sync_api import expect
 
@@ -178,6 +274,7 @@ def test_a_todo_created_in_the_shell_appears_in_every_page(pages, demo):
         expect(todo(page, "Created in the shell")).to_have_count(1)
 
 
+@on_daphne
 def test_ticks_and_deletes_propagate(pages, demo):
     from playwright.sync_api import expect
 
@@ -197,6 +294,7 @@ def test_ticks_and_deletes_propagate(pages, demo):
     expect(todo(writer, "Delete me")).to_have_count(0, timeout=LIVE_MS)
 
 
+@on_daphne
 def test_anonymous_visitors_watch_but_cannot_write(pages, demo):
     from playwright.sync_api import expect
 
@@ -220,6 +318,7 @@ def test_anonymous_visitors_watch_but_cannot_write(pages, demo):
     expect(todo(page, "Sneaked in")).to_have_count(0)
 
 
+@on_both_servers
 def test_the_page_reconnects_after_a_server_restart(pages, demo):
     from playwright.sync_api import expect
 
