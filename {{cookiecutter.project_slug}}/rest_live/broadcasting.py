@@ -1,8 +1,11 @@
-"""How a committed change leaves the writing process: model signals, `on_commit`, the channel layer.
+"""How a committed change leaves the writing process: model signals, the change log, `on_commit`,
+the channel layer.
 
 Any process that loads Django broadcasts (HTTP workers, admin, the shell, jobs): the signals are
-connected when a router registers a view, and `AppConfig.ready` imports the routers. Messages carry
-primary keys only; each server process evaluates them per subscription (see subscriptions.py).
+connected when a router registers a view, and `AppConfig.ready` imports the routers. Each change is
+written to the change log (models.Change) in the transaction of the write, then published on the
+channel layer once that commits. Messages carry primary keys only; each server process evaluates
+them per subscription (see subscriptions.py), and reads the log for any the layer lost (feed.py).
 """
 
 import logging
@@ -11,7 +14,7 @@ from functools import partial
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import models, router, transaction
+from django.db import DatabaseError, models, router, transaction
 from django.db.models.signals import post_delete, post_save
 
 logger = logging.getLogger(__name__)
@@ -52,7 +55,29 @@ def broadcast(target, pks=None):
 def _announce(model, pks, using):
     if pks:
         pks = [pk if isinstance(pk, int) else str(pk) for pk in pks]
-        transaction.on_commit(partial(_send, model, pks), using=using)
+        change = _record(model, pks, using)
+        transaction.on_commit(partial(_send, model, pks, change), using=using)
+
+
+def _record(model, pks, using):
+    """Write the change to the log, in the write's transaction; its id, or a random one if the log
+    cannot take it (then only the layer carries it)."""
+    from rest_live.models import Change
+
+    if using != router.db_for_write(Change):
+        return uuid.uuid4().hex  # the feed reads the log in one database only
+    try:
+        # A savepoint: should the insert fail (the log's table not migrated yet, say), the write's
+        # own transaction goes on unharmed.
+        with transaction.atomic(using=using):
+            return Change.objects.using(using).create(model=model._meta.label, pks=pks).pk
+    except DatabaseError:
+        logger.exception(
+            "rest_live could not write a change to %s to the change log; it is broadcast, but "
+            "not recovered if the broadcast is lost. Has `manage.py migrate` run?",
+            model._meta.label,
+        )
+        return uuid.uuid4().hex
 
 
 class _Outage:
@@ -66,17 +91,19 @@ class _Outage:
         if self.lost == 1:
             logger.exception(
                 "rest_live could not broadcast a change to %s %s; the channel layer is "
-                "unreachable, and changes are not broadcast until it answers again",
+                "unreachable. Until it answers again, servers deliver changes from the change log "
+                "(every REST_LIVE_CHANGE_POLL_SECONDS)",
                 model._meta.label,
                 pks,
             )
         else:
-            logger.debug("rest_live lost the broadcast of %s %s", model._meta.label, pks)
+            logger.debug("rest_live could not broadcast %s %s", model._meta.label, pks)
 
     def ended(self):
         if self.lost:
             logger.warning(
-                "rest_live reached the channel layer again; %d broadcasts were lost", self.lost
+                "rest_live reached the channel layer again; %d broadcasts could not be sent",
+                self.lost,
             )
             self.lost = 0
 
@@ -84,17 +111,13 @@ class _Outage:
 _outage = _Outage()
 
 
-def _send(model, pks):
-    message = {
-        "type": CHANGE_MESSAGE,
-        "model": model._meta.label,
-        "pks": pks,
-        "change": uuid.uuid4().hex,
-    }
+def _send(model, pks, change):
+    message = {"type": CHANGE_MESSAGE, "model": model._meta.label, "pks": pks, "change": change}
     try:
         async_to_sync(get_channel_layer().group_send)(group_name(model), message)
     except Exception:
-        # The write is committed and stays so; only this announcement is lost.
+        # The write is committed and stays so, and so is its row in the change log, from which the
+        # servers' feeds deliver it.
         _outage.failed(model, pks)
     else:
         _outage.ended()

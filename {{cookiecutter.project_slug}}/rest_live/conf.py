@@ -7,10 +7,12 @@
 | REST_LIVE_MESSAGE_BURST | 100 | client frames a socket may send at once ... |
 | REST_LIVE_MESSAGES_PER_SECOND | 20 | ... and on average; faster closes the socket with 4008 |
 | REST_LIVE_SNAPSHOT_LIMIT | 1000 | objects in a list snapshot (the view's page size if smaller) |
+| REST_LIVE_CHANGE_POLL_SECONDS | 1.0 | how often servers read the change log (feed.py) |
+| REST_LIVE_CHANGE_LOG_SECONDS | 600 | how long the change log keeps a change |
 
-Each is a whole number of at least 1, but the rate, which is a number above 0; the two rate
-settings may also be None, for no rate limit. Keep the burst at least MAX_SUBSCRIPTIONS: a client
-that reconnects (rest-live.js) subscribes again to everything at once.
+Each is a whole number of at least 1, but the rate and the poll interval, numbers above 0; the
+two rate settings may also be None, for no rate limit. Keep the burst at least MAX_SUBSCRIPTIONS:
+a client that reconnects (rest-live.js) subscribes again to everything at once.
 """
 
 from django.conf import settings
@@ -21,9 +23,11 @@ DEFAULTS = {
     "MESSAGE_BURST": 100,
     "MESSAGES_PER_SECOND": 20,
     "SNAPSHOT_LIMIT": 1000,
+    "CHANGE_POLL_SECONDS": 1.0,
+    "CHANGE_LOG_SECONDS": 600,
 }
 OPTIONAL = {"MESSAGE_BURST", "MESSAGES_PER_SECOND"}  # None turns the rate limit off
-FRACTIONAL = {"MESSAGES_PER_SECOND"}
+FRACTIONAL = {"MESSAGES_PER_SECOND", "CHANGE_POLL_SECONDS"}
 
 
 def setting(name):

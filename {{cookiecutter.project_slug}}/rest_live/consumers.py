@@ -1,16 +1,22 @@
 """The websocket consumer: one socket, any number of subscriptions, the protocol in protocol.py."""
 
+import asyncio
+import functools
 import logging
 from collections import Counter
 from typing import NamedTuple
 
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
+from channels.utils import await_many_dispatch
 from django.http import Http404
 from rest_framework import exceptions
 
 from rest_live import conf, protocol, subscriptions
 from rest_live.broadcasting import group_name
+from rest_live.feed import RecentIds, feed
 from rest_live.limits import MessageRate
 from rest_live.protocol import ProtocolError, Subscribe
 from rest_live.subscriber import Subscriber
@@ -32,9 +38,30 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
 
     router = None
 
+    async def __call__(self, scope, receive, send):
+        """Channels' own loop (AsyncConsumer.__call__), with a third source of messages: the
+        changes this process's feed delivers (feed.py), handled in turn with the other two."""
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.channel_name = await self.channel_layer.new_channel()
+        self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
+        self.base_send = send
+        self._delivered = asyncio.Queue()
+        try:
+            await await_many_dispatch(
+                [receive, self.channel_receive, self._delivered.get], self.dispatch
+            )
+        except StopConsumer:
+            pass
+
+    def deliver(self, message):
+        """Hand this consumer a change message from the feed, without the channel layer."""
+        self._delivered.put_nowait(message)
+
     async def connect(self):
         self._subscriptions = {}  # client's id -> Held
         self._groups = Counter()  # group -> subscriptions on this socket that need it
+        self._changes = RecentIds()  # changes handled, so the feed's copy of one is dropped
         self._rate = MessageRate(conf.setting("MESSAGE_BURST"), conf.setting("MESSAGES_PER_SECOND"))
         self._closing = False
         offered = self.scope.get("subprotocols") or ()
@@ -136,6 +163,9 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
 
     async def rest_live_change(self, message):
         """A committed change from broadcasting.py: send each subscription what it means to it."""
+        if not self._changes.add(message["change"]):
+            return  # the layer and the feed both brought it
+        feed().handled(message["change"])
         for request_id, (label, live, _group, after) in list(self._subscriptions.items()):
             if label != message["model"]:
                 continue
@@ -189,6 +219,7 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
 
     async def _join(self, group):
         if not self._groups[group]:
+            feed().join(group, self)
             await self.channel_layer.group_add(group, self.channel_name)
         self._groups[group] += 1
 
@@ -196,6 +227,7 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
         self._groups[group] -= 1
         if not self._groups[group]:
             del self._groups[group]
+            feed().leave(group, self)
             await self.channel_layer.group_discard(group, self.channel_name)
 
 

@@ -183,4 +183,6 @@ class ChannelLayerDownTests(TransactionTestCase):
         with override_settings(CHANNEL_LAYERS={"default": {"BACKEND": IN_MEMORY}}):
             with self.assertLogs("rest_live", "WARNING") as logs:
                 Group.objects.create(name="after")
-        self.assertIn("reached the channel layer again; 2 broadcasts were lost", logs.output[0])
+        self.assertIn(
+            "reached the channel layer again; 2 broadcasts could not be sent", logs.output[0]
+        )

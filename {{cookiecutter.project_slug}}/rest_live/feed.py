@@ -1,0 +1,167 @@
+"""Each server process reads the change log (models.Change) and delivers what the layer did not.
+
+The channel layer is the fast path: a writer publishes each change after its commit, in
+milliseconds. It can lose one: the layer was down, the writer was killed between its commit and
+its publish, or (with the in-memory layer) the writer was another process. The log cannot: its row
+is written in the transaction of the write. So every `REST_LIVE_CHANGE_POLL_SECONDS` the feed reads
+the changes logged since its last read and hands each one that no socket of this process has
+handled yet to this process's sockets, straight to their consumers, without the layer.
+
+Change ids are handed out when rows are written, not when they commit, so a row with a lower id
+can appear after a higher one. The feed keeps reading from below such a gap until the row
+appears, or for `_GAP_SECONDS` (a transaction open longer than that, or one that rolled back).
+"""
+
+import asyncio
+import logging
+import time
+import weakref
+from collections import OrderedDict, defaultdict
+from datetime import timedelta
+
+from channels.db import database_sync_to_async
+from django.db import DatabaseError
+from django.utils import timezone
+
+from rest_live import conf
+from rest_live.models import Change
+
+logger = logging.getLogger(__name__)
+
+_GAP_SECONDS = 60.0
+_BATCH = 500  # changes read at most per poll; a longer backlog takes several polls
+_PRUNE_EVERY = 60.0  # seconds between deletions of rows older than the log keeps
+
+_by_loop = weakref.WeakKeyDictionary()  # event loop -> ChangeFeed
+
+
+class RecentIds:
+    """The last `size` change ids something has handled, to drop the second copy of a change."""
+
+    def __init__(self, size=1024):
+        self.size = size
+        self._ids = OrderedDict()
+
+    def add(self, change_id):
+        """Record `change_id`; False if it was already there."""
+        if change_id in self._ids:
+            return False
+        self._ids[change_id] = None
+        if len(self._ids) > self.size:
+            self._ids.popitem(last=False)
+        return True
+
+    def __contains__(self, change_id):
+        return change_id in self._ids
+
+
+class ChangeFeed:
+    """The change log as this process reads it, and the consumers it delivers to."""
+
+    def __init__(self):
+        self._consumers = defaultdict(set)  # group -> consumers of this process in it
+        self._reset()
+
+    def _reset(self):
+        self._newest = None  # the highest change id read so far
+        self._handled = set()  # ids above it that the layer already brought here
+        self._gaps = {}  # ids below it that have not appeared yet -> when first missed
+        self._task = None
+        self._pruned = 0.0
+
+    def join(self, group, consumer):
+        self._consumers[group].add(consumer)
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._run())
+
+    def leave(self, group, consumer):
+        members = self._consumers.get(group)
+        if members is not None:
+            members.discard(consumer)
+            if not members:
+                del self._consumers[group]
+
+    def handled(self, change_id):
+        """The layer brought `change_id` to this process: the feed need not deliver it."""
+        if not isinstance(change_id, int) or self._newest is None:
+            return
+        if change_id > self._newest:
+            self._handled.add(change_id)
+        else:
+            self._gaps.pop(change_id, None)
+
+    async def _run(self):
+        # Until a poll finds no socket left to deliver to; the next socket starts it afresh.
+        while self._consumers:
+            try:
+                await self.poll()
+            except Exception:
+                # The database is unreachable, or restarting: try again at the next poll.
+                logger.warning("rest_live could not read the change log", exc_info=True)
+            await asyncio.sleep(conf.setting("CHANGE_POLL_SECONDS"))
+        self._reset()
+
+    async def poll(self):
+        """Deliver every change logged since the last poll that no socket here has handled."""
+        if self._newest is None:
+            # Sockets take their state from the database when they subscribe: only changes
+            # after that can be missing.
+            self._newest = await database_sync_to_async(_newest_id)()
+            return
+        rows = await database_sync_to_async(_read)(self._newest, list(self._gaps))
+        now = time.monotonic()
+        for change_id, label, pks in rows:
+            if change_id in self._gaps:
+                del self._gaps[change_id]
+            elif change_id > self._newest:
+                for missing in range(self._newest + 1, change_id):
+                    self._gaps[missing] = now
+                self._newest = change_id
+                if change_id in self._handled:
+                    self._handled.discard(change_id)
+                    continue
+            else:
+                continue  # a gap the layer filled while we read
+            message = {"type": "rest_live.change", "model": label, "pks": pks, "change": change_id}
+            for consumer in list(self._consumers.get(_group(label), ())):
+                consumer.deliver(message)
+        for missing, since in list(self._gaps.items()):
+            if now - since >= _GAP_SECONDS:
+                del self._gaps[missing]  # rolled back, or open for too long: given up
+        if now - self._pruned > _PRUNE_EVERY:
+            self._pruned = now
+            await database_sync_to_async(_prune)()
+
+
+def feed():
+    """The feed of the running event loop (one per server process)."""
+    loop = asyncio.get_running_loop()
+    found = _by_loop.get(loop)
+    if found is None:
+        found = _by_loop[loop] = ChangeFeed()
+    return found
+
+
+def _group(label):
+    return f"rest_live.{label.lower()}"
+
+
+def _newest_id():
+    return Change.objects.order_by("-id").values_list("id", flat=True).first() or 0
+
+
+def _read(newest, gaps):
+    """Changes after `newest` (the oldest first, at most _BATCH), and those among `gaps`."""
+    fields = ("id", "model", "pks")
+    rows = list(Change.objects.filter(id__gt=newest).values_list(*fields)[:_BATCH])
+    if gaps:
+        rows += Change.objects.filter(id__in=gaps).values_list(*fields)
+    return rows
+
+
+def _prune():
+    keep = timezone.now() - timedelta(seconds=conf.setting("CHANGE_LOG_SECONDS"))
+    try:
+        Change.objects.filter(recorded__lt=keep).delete()
+    except DatabaseError:
+        logger.warning("rest_live could not prune the change log", exc_info=True)

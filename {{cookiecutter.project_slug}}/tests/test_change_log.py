@@ -1,0 +1,172 @@
+"""The change log and the feed: a change that commits reaches its subscribers even when the
+channel layer loses its broadcast, exactly once, and a write never fails because of the log."""
+
+import asyncio
+from datetime import timedelta
+
+from channels.auth import AuthMiddlewareStack
+from channels.layers import InMemoryChannelLayer
+from channels.routing import URLRouter
+from django.contrib.auth.models import Group
+from django.db import connection, transaction
+from django.test import TransactionTestCase, override_settings
+from django.urls import path
+from django.utils import timezone
+from rest_framework import viewsets
+
+from rest_live.feed import ChangeFeed
+from rest_live.mixins import RealtimeMixin
+from rest_live.models import Change
+from rest_live.routers import RealtimeRouter
+from tests.groups import GroupSerializer
+from tests.live import LiveTestCase
+
+
+class GroupViewSet(RealtimeMixin, viewsets.ReadOnlyModelViewSet):
+    queryset = Group.objects.all()
+    serializer_class = GroupSerializer
+    permission_classes = []
+
+
+router = RealtimeRouter()
+router.register(GroupViewSet)
+application = AuthMiddlewareStack(URLRouter([path("ws/", router.as_consumer().as_asgi())]))
+
+
+class LosingLayer(InMemoryChannelLayer):
+    """Delivers nothing sent to a group, as a layer that is down or a writer killed would."""
+
+    async def group_send(self, group, message):
+        pass
+
+
+QUICK_FEED = {"REST_LIVE_CHANGE_POLL_SECONDS": 0.05}
+LOSING_LAYER = {"default": {"BACKEND": "tests.test_change_log.LosingLayer"}}
+
+
+@override_settings(**QUICK_FEED)
+class FeedDeliveryTests(LiveTestCase):
+    application = application
+    path = "/ws/"
+
+    @override_settings(CHANNEL_LAYERS=LOSING_LAYER)
+    async def test_a_change_the_layer_lost_arrives_from_the_log(self):
+        socket = await self.connect()
+        sub = await self.subscribe(socket, "auth.Group")
+        group = await self.db(Group.objects.create, name="lost by the layer")
+        await self.assertBroadcast(socket, "CREATED", {"name": "lost by the layer"}, id=sub)
+        group.name = "renamed"
+        await self.db(group.save)
+        await self.assertBroadcast(socket, "UPDATED", {"name": "renamed"}, id=sub)
+        await self.db(group.delete)
+        await self.assertBroadcast(socket, "DELETED", id=sub)
+
+    async def test_a_change_both_the_layer_and_the_log_bring_is_sent_once(self):
+        socket = await self.connect()
+        await self.subscribe(socket, "auth.Group")
+        await self.db(Group.objects.create, name="once")
+        await self.assertBroadcast(socket, "CREATED", {"name": "once"})
+        await self.assertNothing(socket, timeout=0.5)  # ten polls of the log
+
+    @override_settings(CHANNEL_LAYERS=LOSING_LAYER)
+    async def test_changes_announced_by_broadcast_are_logged_too(self):
+        from rest_live import broadcast
+
+        socket = await self.connect()
+        await self.subscribe(socket, "auth.Group")
+        pk = (await self.db(Group.objects.create, name="before")).pk
+        await self.assertBroadcast(socket, "CREATED")
+        await self.db(Group.objects.filter(pk=pk).update, name="after")
+        await self.db(broadcast, Group, [pk])
+        await self.assertBroadcast(socket, "UPDATED", {"name": "after"})
+
+
+class RecordingConsumer:
+    def __init__(self):
+        self.messages = []
+
+    def deliver(self, message):
+        self.messages.append(message)
+
+
+class FeedReadingTests(TransactionTestCase):
+    """The feed's reading of the log, with rows written by hand."""
+
+    def log(self, change_id):
+        Change.objects.create(id=change_id, model="auth.Group", pks=[change_id])
+
+    def delivered(self, consumer):
+        return [message["change"] for message in consumer.messages]
+
+    def test_rows_committed_out_of_id_order_are_all_delivered_once(self):
+        self.log(1)
+
+        async def scenario():
+            feed, consumer = ChangeFeed(), RecordingConsumer()
+            feed._consumers["rest_live.auth.group"].add(consumer)
+            await feed.poll()  # starts after the newest change: 1
+            await asyncio.to_thread(self.log, 2)
+            await asyncio.to_thread(self.log, 4)  # 3 is written but not committed yet
+            await feed.poll()
+            self.assertEqual(self.delivered(consumer), [2, 4])
+            feed.handled(5)  # the layer brought 5 first
+            await asyncio.to_thread(self.log, 3)
+            await asyncio.to_thread(self.log, 5)
+            await feed.poll()
+            await feed.poll()
+            self.assertEqual(self.delivered(consumer), [2, 4, 3])
+
+        asyncio.run(scenario())
+
+    def test_other_models_changes_go_to_no_one(self):
+        async def scenario():
+            feed, consumer = ChangeFeed(), RecordingConsumer()
+            feed._consumers["rest_live.auth.group"].add(consumer)
+            await feed.poll()
+            await asyncio.to_thread(Change.objects.create, id=10, model="auth.Permission", pks=[1])
+            await feed.poll()
+            self.assertEqual(consumer.messages, [])
+
+        asyncio.run(scenario())
+
+    @override_settings(REST_LIVE_CHANGE_LOG_SECONDS=60)
+    def test_old_changes_are_pruned(self):
+        self.log(1)
+        self.log(2)
+        Change.objects.filter(id=1).update(recorded=timezone.now() - timedelta(seconds=61))
+
+        async def scenario():
+            feed = ChangeFeed()
+            feed._consumers["rest_live.auth.group"].add(RecordingConsumer())
+            await feed.poll()
+            await feed.poll()
+
+        asyncio.run(scenario())
+        self.assertEqual(list(Change.objects.values_list("id", flat=True)), [2])
+
+
+class WriteTests(TransactionTestCase):
+    def test_each_write_logs_its_change_in_its_own_transaction(self):
+        with transaction.atomic():
+            group = Group.objects.create(name="logged")
+            self.assertEqual(Change.objects.get().pks, [group.pk])
+        try:
+            with transaction.atomic():
+                Group.objects.create(name="rolled back")
+                raise RuntimeError
+        except RuntimeError:
+            pass
+        self.assertEqual(Change.objects.count(), 1)
+
+    def test_a_write_succeeds_when_the_log_cannot_take_its_change(self):
+        with connection.schema_editor() as editor:
+            editor.delete_model(Change)
+        try:
+            with self.assertLogs("rest_live", "ERROR") as logs, transaction.atomic():
+                Group.objects.create(name="kept")
+                Group.objects.create(name="kept too")
+            self.assertEqual(Group.objects.filter(name__startswith="kept").count(), 2)
+            self.assertIn("could not write a change to auth.Group", logs.output[0])
+        finally:
+            with connection.schema_editor() as editor:
+                editor.create_model(Change)
