@@ -167,7 +167,8 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 # The application serves its own static files through ServeStatic's middleware, under Daphne or
 # Uvicorn alike. With debug off, `collectstatic` copies each file under a name carrying its
 # content's hash (served with a year's Cache-Control) and writes gzip and Brotli copies; the
-# template tag `static` looks the hashed names up in its manifest. That manifest exists only after
+# template tag `static` looks the hashed names up in its manifest (a JavaScript module imported by
+# a relative path keeps its plain name, cached for a minute). That manifest exists only after
 # `collectstatic`, so with debug on the storage is the plain one and files are served from the
 # source folders (finders). This covers `manage.py test` too: the test runner turns debug off
 # only after these lines have run.
