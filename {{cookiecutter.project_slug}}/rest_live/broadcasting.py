@@ -81,20 +81,26 @@ def _record(model, pks, using):
 
 
 class _Outage:
-    """Logs a channel layer outage once when it starts and once when it ends, not per write."""
+    """Logs a channel layer outage once when it starts and once when it ends, not per write.
+
+    One line each, without a traceback: an unreachable layer is an expected condition, and the
+    changes it could not carry are in the change log.
+    """
 
     def __init__(self):
         self.lost = 0
 
-    def failed(self, model, pks):
+    def failed(self, model, pks, error):
         self.lost += 1
         if self.lost == 1:
-            logger.exception(
-                "rest_live could not broadcast a change to %s %s; the channel layer is "
-                "unreachable. Until it answers again, servers deliver changes from the change log "
-                "(every REST_LIVE_CHANGE_POLL_SECONDS)",
+            logger.error(
+                "rest_live could not broadcast a change to %s %s: the channel layer is "
+                "unreachable (%s: %s). Until it answers again, servers deliver changes from the "
+                "change log (every REST_LIVE_CHANGE_POLL_SECONDS)",
                 model._meta.label,
                 pks,
+                type(error).__name__,
+                error,
             )
         else:
             logger.debug("rest_live could not broadcast %s %s", model._meta.label, pks)
@@ -115,10 +121,10 @@ def _send(model, pks, change):
     message = {"type": CHANGE_MESSAGE, "model": model._meta.label, "pks": pks, "change": change}
     try:
         async_to_sync(get_channel_layer().group_send)(group_name(model), message)
-    except Exception:
+    except Exception as error:
         # The write is committed and stays so, and so is its row in the change log, from which the
         # servers' feeds deliver it.
-        _outage.failed(model, pks)
+        _outage.failed(model, pks, error)
     else:
         _outage.ended()
 
