@@ -190,3 +190,77 @@ def test_the_client_reconnects_and_resyncs_after_any_other_close_code(page, code
     assert result["resent"] == [
         {"type": "subscribe", "id": 1, "model": "todos.Todo", "action": "list", "snapshot": True}
     ]
+
+
+RESYNC_SCRIPT = """
+async () => {
+  const { LiveClient } = await import("/static/rest_live/rest-live.js");
+  const sockets = [];
+  class ScriptedSocket {
+    constructor() { Object.assign(this, { sent: [], readyState: 0 }); sockets.push(this); }
+    send(text) { this.sent.push(JSON.parse(text)); }
+    close() { this.readyState = 3; }
+    open() { this.readyState = 1; this.onopen(); }
+    receive(frame) { this.onmessage({ data: JSON.stringify(frame) }); }
+  }
+  const until = async (done) => {
+    const deadline = Date.now() + 5000;
+    while (!done()) {
+      if (Date.now() > deadline) throw new Error("timed out");
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  };
+  const calls = [], errors = [], refused = [];
+  const live = new LiveClient("/ws/", { WebSocket: ScriptedSocket, minDelay: 1, maxDelay: 4 });
+  live.on("error", (error) => errors.push(error));
+  const record = (name) => (action, data) => calls.push([name, action, data]);
+  live.subscribe({ model: "todos.Todo", action: "list" }, record("list"));
+  const [socket] = sockets;
+  socket.open();
+  socket.receive({ type: "broadcast", id: 1, model: "todos.Todo", action: "CREATED",
+                   instance: { id: 1 } });
+  socket.receive({ type: "reset", id: 1, model: "todos.Todo", message: "re-sync" });
+  const afterReset = socket.sent.slice(1);
+  // Sent before the server handled the unsubscribe: older than the snapshot on its way.
+  socket.receive({ type: "broadcast", id: 1, model: "todos.Todo", action: "UPDATED",
+                   instance: { id: 1, stale: true } });
+  socket.receive({ type: "snapshot", id: 1, model: "todos.Todo", instances: [{ id: 1 }, { id: 2 }],
+                   truncated: false });
+  socket.receive({ type: "broadcast", id: 1, model: "todos.Todo", action: "CREATED",
+                   instance: { id: 3 } });
+
+  live.subscribe({ model: "todos.Todo", action: "retrieve", lookup_by: 9 }, record("one"),
+                 (error) => refused.push(error));
+  const sentBefore = socket.sent.length;
+  socket.receive({ type: "error", id: 2, code: 500, message: "not started" });
+  await until(() => socket.sent.length > sentBefore);
+  const retried = socket.sent.slice(sentBefore);
+  socket.receive({ type: "error", id: 2, code: 404, message: "gone" });
+  return { afterReset, calls, errors, refused, retried };
+}
+"""
+
+
+def test_the_client_resyncs_after_a_reset_and_retries_a_failed_subscribe(page):
+    result = page.evaluate(RESYNC_SCRIPT)
+    assert result["afterReset"] == [
+        {"type": "unsubscribe", "id": 1},
+        {"type": "subscribe", "id": 1, "model": "todos.Todo", "action": "list", "snapshot": True},
+    ]
+    # The broadcast sent before the re-sync is dropped; the snapshot replaces the state.
+    assert result["calls"] == [
+        ["list", "CREATED", {"id": 1}],
+        ["list", "SNAPSHOT", [{"id": 1}, {"id": 2}]],
+        ["list", "CREATED", {"id": 3}],
+    ]
+    # A 5xx is not the end of the subscription: it is heard of, and sent again.
+    assert result["errors"] == [
+        {"id": 2, "code": 500, "message": "not started",
+         "retrying": True},
+    ]  # fmt: skip
+    assert result["retried"] == [
+        {"type": "subscribe", "id": 2, "model": "todos.Todo", "action": "retrieve",
+         "lookup_by": 9, "snapshot": False},
+    ]  # fmt: skip
+    # A refusal still ends it.
+    assert result["refused"] == [{"id": 2, "code": 404, "message": "gone"}]

@@ -52,14 +52,14 @@ def broadcast(target, pks=None):
     _announce(model, pks, using)
 
 
-def _announce(model, pks, using):
+def _announce(model, pks, using, created=False):
     if pks:
         pks = [pk if isinstance(pk, int) else str(pk) for pk in pks]
-        change = _record(model, pks, using)
-        transaction.on_commit(partial(_send, model, pks, change), using=using)
+        change = _record(model, pks, using, created)
+        transaction.on_commit(partial(_send, model, pks, change, created), using=using)
 
 
-def _record(model, pks, using):
+def _record(model, pks, using, created):
     """Write the change to the log, in the write's transaction; its id, or a random one if the log
     cannot take it (then only the layer carries it)."""
     from rest_live.models import Change
@@ -70,7 +70,8 @@ def _record(model, pks, using):
         # A savepoint: should the insert fail (the log's table not migrated yet, say), the write's
         # own transaction goes on unharmed.
         with transaction.atomic(using=using):
-            return Change.objects.using(using).create(model=model._meta.label, pks=pks).pk
+            log = Change.objects.using(using)
+            return log.create(model=model._meta.label, pks=pks, created=created).pk
     except DatabaseError:
         logger.exception(
             "rest_live could not write a change to %s to the change log; it is broadcast, but "
@@ -117,8 +118,8 @@ class _Outage:
 _outage = _Outage()
 
 
-def _send(model, pks, change):
-    message = {"type": CHANGE_MESSAGE, "model": model._meta.label, "pks": pks, "change": change}
+def _send(model, pks, change, created):
+    message = change_message(model._meta.label, pks, change, created)
     try:
         async_to_sync(get_channel_layer().group_send)(group_name(model), message)
     except Exception as error:
@@ -129,8 +130,16 @@ def _send(model, pks, change):
         _outage.ended()
 
 
-def _on_save(sender, instance, using, **kwargs):
-    _announce(sender, [instance.pk], using)
+def change_message(label, pks, change, created):
+    """What the channel layer, or the feed, brings a consumer for one change.
+
+    `created` says the write inserted these rows: subscribers that never saw them get CREATED.
+    """
+    return {"type": CHANGE_MESSAGE, "model": label, "pks": pks, "change": change, "created": created}
+
+
+def _on_save(sender, instance, created, using, **kwargs):
+    _announce(sender, [instance.pk], using, created)
 
 
 def _on_delete(sender, instance, using, **kwargs):

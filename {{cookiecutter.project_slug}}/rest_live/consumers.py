@@ -11,6 +11,7 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from channels.utils import await_many_dispatch
+from django.db import DatabaseError
 from django.http import Http404
 from rest_framework import exceptions
 
@@ -31,6 +32,7 @@ class Held(NamedTuple):
     live: subscriptions.LiveSubscription
     group: str
     after: int  # outcomes of evaluations up to this one are older than its snapshot
+    snapshot: bool  # it started from a snapshot, so the socket holds what that showed
 
 
 class SubscriptionConsumer(AsyncWebsocketConsumer):
@@ -142,7 +144,7 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
             raise
         label = model._meta.label
         after = snapshot.after if snapshot else 0
-        self._subscriptions[request.id] = Held(label, live, group, after)
+        self._subscriptions[request.id] = Held(label, live, group, after, snapshot is not None)
         if snapshot is not None:
             # Sent before this handler returns, so before any broadcast this socket handles next.
             await self.send(
@@ -166,21 +168,26 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
         if not self._changes.add(message["change"]):
             return  # the layer and the feed both brought it
         feed().handled(message["change"])
-        for request_id, (label, live, _group, after) in list(self._subscriptions.items()):
-            if label != message["model"]:
+        for request_id, held in list(self._subscriptions.items()):
+            if held.label != message["model"]:
                 continue
             try:
-                events = await live.changes(message["change"], message["pks"], after)
-            except Exception:
-                logger.exception("rest_live could not evaluate a change for %r", live.key)
-                await self.send(
-                    protocol.error_frame(
-                        request_id, protocol.SERVER_ERROR, "A change could not be evaluated."
-                    )
+                events = await held.live.changes(message["change"], message["pks"], held.after)
+            except Exception as error:
+                _log_failed_evaluation(held.live, error)
+                reset = protocol.reset_frame(
+                    request_id, held.label, "A change could not be evaluated; re-sync."
                 )
+                await self.send(reset)
                 continue
-            for action, instance in events:
-                await self.send(protocol.broadcast_frame(request_id, label, action, instance))
+            for action, pk, instance in events:
+                if action == protocol.UPDATED and message["created"] and not held.snapshot:
+                    # The row was new, and this socket has been shown no state it could be
+                    # in: the subscription only saw it because the write committed while the
+                    # subscribe was being set up.
+                    action = protocol.CREATED
+                frame = protocol.broadcast_frame(request_id, held.label, action, instance)
+                await self.send(frame)
 
     async def _start(self, subscriber, request):
         """(LiveSubscription, Snapshot or None) for an authorized subscriber."""
@@ -229,6 +236,14 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
             del self._groups[group]
             feed().leave(group, self)
             await self.channel_layer.group_discard(group, self.channel_name)
+
+
+def _log_failed_evaluation(live, error):
+    if isinstance(error, DatabaseError):
+        # Expected while the database restarts: one line, not a traceback per socket.
+        logger.error("rest_live could not evaluate a change for %r: %s", live.key, error)
+    else:
+        logger.exception("rest_live could not evaluate a change for %r", live.key)
 
 
 def _too_big(message, limit):

@@ -24,6 +24,7 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from rest_live import conf
+from rest_live.broadcasting import change_message
 from rest_live.models import Change
 
 logger = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ class ChangeFeed:
             return
         rows = await database_sync_to_async(_read)(self._newest, list(self._gaps))
         now = time.monotonic()
-        for change_id, label, pks in rows:
+        for change_id, label, pks, created in rows:
             if change_id in self._gaps:
                 del self._gaps[change_id]
             elif change_id > self._newest:
@@ -122,7 +123,7 @@ class ChangeFeed:
                     continue
             else:
                 continue  # a gap the layer filled while we read
-            message = {"type": "rest_live.change", "model": label, "pks": pks, "change": change_id}
+            message = change_message(label, pks, change_id, created)
             for consumer in list(self._consumers.get(_group(label), ())):
                 consumer.deliver(message)
         for missing, since in list(self._gaps.items()):
@@ -152,7 +153,7 @@ def _newest_id():
 
 def _read(newest, gaps):
     """Changes after `newest` (the oldest first, at most _BATCH), and those among `gaps`."""
-    fields = ("id", "model", "pks")
+    fields = ("id", "model", "pks", "created")
     rows = list(Change.objects.filter(id__gt=newest).values_list(*fields)[:_BATCH])
     if gaps:
         rows += Change.objects.filter(id__in=gaps).values_list(*fields)

@@ -13,6 +13,7 @@ class Change(models.Model):
     id = models.BigAutoField(primary_key=True)
     model = models.CharField(max_length=200)  # the model's label, "todos.Todo"
     pks = models.JSONField()  # the primary keys that changed, as JSON numbers or strings
+    created = models.BooleanField(default=False)  # the write inserted these rows
     recorded = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

@@ -160,6 +160,12 @@ def unsubscribed_frame(request_id):
     return json.dumps({"type": "unsubscribed", "id": request_id})
 
 
+def reset_frame(request_id, model, message):
+    """A running subscription could not follow a change: the client's state for it may be stale.
+    The subscription stays; the client re-syncs it (unsubscribe, then subscribe with a snapshot)."""
+    return json.dumps({"type": "reset", "id": request_id, "model": model, "message": message})
+
+
 def broadcast_frame(request_id, model, action, instance_json):
     """A broadcast frame around a rendered instance, so one rendering serves every socket."""
     return (

@@ -93,7 +93,11 @@ class Subscriber:
         return self._render(view, objects, many=True), True, visible
 
     def changes(self, visible, pks):
-        """[(action, rendered instance)] for a change to `pks`; updates `visible` to match."""
+        """[(action, pk, rendered instance)] for a change to `pks`; updates `visible` to match.
+
+        `visible` changes only once every event is rendered: if anything raises, it is left as
+        it was, so the change can be evaluated again.
+        """
         view = self._view()
         pks = list(dict.fromkeys(self.model._meta.pk.to_python(pk) for pk in pks))
         found = {}
@@ -101,16 +105,20 @@ class Subscriber:
             for obj in self._queryset(view).filter(pk__in=pks):
                 if self.action == "list" or self._object_permitted(view, obj):
                     found[obj.pk] = obj
-        events = []
+        events, entered, left = [], {}, []
         for pk in pks:
             obj = found.get(pk)
             if obj is not None:
                 action = UPDATED if pk in visible else CREATED
-                visible[pk] = self._lookup_value(obj)
-                events.append((action, self._render(view, obj)))
+                entered[pk] = self._lookup_value(obj)
+                events.append((action, pk, self._render(view, obj)))
             elif pk in visible:
-                gone = deleted_instance(pk, self.lookup_field, visible.pop(pk))
-                events.append((DELETED, self._render_data(view, gone)))
+                gone = deleted_instance(pk, self.lookup_field, visible[pk])
+                left.append(pk)
+                events.append((DELETED, pk, self._render_data(view, gone)))
+        visible.update(entered)
+        for pk in left:
+            del visible[pk]
         return events
 
     def _view(self, django_user=None):

@@ -14,6 +14,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 
 from channels.db import database_sync_to_async
+from django.db import DatabaseError
 
 # Changes whose outcome is kept for sockets that have not read it yet. A socket further behind
 # than this re-evaluates, which costs a query but is still correct for it.
@@ -76,8 +77,15 @@ class LiveSubscription:
         return events if clock > after else []
 
     async def _evaluate(self, pks):
+        evaluate = database_sync_to_async(self.subscriber.changes)
         async with self._lock:
-            events = await database_sync_to_async(self.subscriber.changes)(self._visible, pks)
+            try:
+                events = await evaluate(self._visible, pks)
+            except DatabaseError:
+                # The connection may be one the database dropped (a restart): the failed call
+                # closed it, so this one runs on a fresh connection. `changes` left the record
+                # untouched, so evaluating again is safe.
+                events = await evaluate(self._visible, pks)
             self._clock += 1
             return self._clock, events
 

@@ -1,8 +1,11 @@
-"""The connection lifecycle (docs/protocol.md): acknowledgements, subscription ids, model labels.
+"""The connection lifecycle (docs/protocol.md): acknowledgements, subscription ids, model labels,
+and the first frame about a row created while its subscribe was being set up.
 
 A subscribe is silent unless it asks for an ack, so these tests send their frames by hand rather
 than through LiveTestCase.subscribe, which asks for one.
 """
+
+from unittest import mock
 
 from channels.auth import AuthMiddlewareStack
 from channels.routing import URLRouter
@@ -12,6 +15,7 @@ from rest_framework import viewsets
 
 from rest_live.mixins import RealtimeMixin
 from rest_live.routers import RealtimeRouter
+from rest_live.subscriber import Subscriber
 from tests.groups import GroupSerializer
 from tests.live import LiveTestCase
 
@@ -99,3 +103,40 @@ class AcknowledgementTests(LiveTestCase):
         await self.db(Group.objects.create, name="spelled")
         message = await self.assertBroadcast(socket, "CREATED", id=1)
         self.assertEqual(message["model"], "auth.Group")
+
+
+def committing_first(method):
+    """`method` of Subscriber, made to commit a new group just before it reads the database: a
+    write that lands while a subscribe is being set up, every time."""
+
+    def racing(subscriber, *args):
+        Group.objects.create(name="raced")
+        return method(subscriber, *args)
+
+    return racing
+
+
+class FirstFrameTests(LiveTestCase):
+    application = AcknowledgementTests.application
+    path = "/ws/"
+
+    async def test_a_row_created_during_a_subscribe_is_created_to_it(self):
+        socket = await self.connect()
+        with mock.patch.object(Subscriber, "visible_now", committing_first(Subscriber.visible_now)):
+            sub = await self.subscribe(socket, "auth.Group")
+        # Its change reaches the socket after the subscription read the row as already there.
+        await self.assertBroadcast(socket, "CREATED", {"name": "raced"}, id=sub)
+
+    async def test_a_snapshot_that_has_the_row_gets_it_as_updated(self):
+        socket = await self.connect()
+        with mock.patch.object(Subscriber, "snapshot", committing_first(Subscriber.snapshot)):
+            snapshot = await self.subscribe_with_snapshot(socket, "auth.Group")
+        self.assertSnapshot(snapshot, ["raced"], field="name")
+        # Newer than the snapshot or not, it must not show the client a second copy as new.
+        await self.assertNothingOrUpdated(socket, snapshot["id"])
+
+    async def assertNothingOrUpdated(self, socket, request_id):
+        if await socket.receive_nothing(timeout=0.3):
+            socket.assert_alive()
+            return
+        await self.assertBroadcast(socket, "UPDATED", {"name": "raced"}, id=request_id)

@@ -13,6 +13,7 @@ class Migration(migrations.Migration):
                 ("id", models.BigAutoField(primary_key=True, serialize=False)),
                 ("model", models.CharField(max_length=200)),
                 ("pks", models.JSONField()),
+                ("created", models.BooleanField(default=False)),
                 ("recorded", models.DateTimeField(auto_now_add=True, db_index=True)),
             ],
             options={

@@ -13,7 +13,7 @@
  *       // "CREATED" / "UPDATED": data is the instance; treat both as "this is it now".
  *       // "DELETED": data is {id, ...lookup field}; forget it (it may be one you never had).
  *     },
- *     (error) => {}, // {code, message}: the server refused; this subscription is over
+ *     (error) => {}, // {code, message}: the server refused (4xx); this subscription is over
  *   );
  *   live.on("status", (status) => {}); // "connecting" | "open" | "reconnecting" | "closed"
  *   stop(); // unsubscribe
@@ -24,6 +24,11 @@
  * state: changes made while disconnected are not replayed, they are in the snapshot. After a
  * close code in FINAL_CLOSE_CODES (bad token, signed out, a frame too big) it stops instead:
  * the status becomes "closed" and on("error") hears the code.
+ *
+ * A "reset" from the server (it could not follow a change for a subscription) re-syncs that
+ * subscription: the callback gets a fresh "SNAPSHOT". A subscribe the server failed to start
+ * (a 5xx error, say while its database restarts) is tried again after a growing delay, and
+ * on("error") hears of each failure with `retrying: true`.
  */
 
 export const SUBPROTOCOL = "rest-live";
@@ -96,12 +101,22 @@ export class LiveClient {
    */
   subscribe(request, callback, onError) {
     const id = this.#nextId++;
-    const subscription = { request, callback, onError, socket: null };
+    const subscription = {
+      request,
+      callback,
+      onError,
+      socket: null, // the socket it was last sent on
+      snapshot: Boolean(request.snapshot), // ask for one when it is sent next
+      resyncing: false, // waiting for the snapshot after a reset: drop broadcasts until then
+      failures: 0, // subscribes the server failed in a row
+      timer: null,
+    };
     this.#subscriptions.set(id, subscription);
     this.#send(id, subscription);
     return () => {
       if (this.#subscriptions.get(id) !== subscription) return;
       this.#subscriptions.delete(id);
+      clearTimeout(subscription.timer);
       if (subscription.socket === this.#socket && this.#status === "open") {
         this.#socket.send(JSON.stringify({ type: "unsubscribe", id }));
       }
@@ -113,6 +128,7 @@ export class LiveClient {
     this.#closed = true;
     clearTimeout(this.#timer);
     globalThis.removeEventListener?.("online", this.#retryNow);
+    for (const subscription of this.#subscriptions.values()) clearTimeout(subscription.timer);
     this.#subscriptions.clear();
     this.#socket?.close(1000);
     this.#setStatus("closed");
@@ -138,6 +154,10 @@ export class LiveClient {
         this.close();
         return;
       }
+      // Whatever was sent on the lost connection needs the whole state again.
+      for (const subscription of this.#subscriptions.values()) {
+        if (subscription.socket !== null) subscription.snapshot = true;
+      }
       this.#setStatus("reconnecting");
       this.#schedule();
     };
@@ -145,11 +165,14 @@ export class LiveClient {
 
   #schedule() {
     clearTimeout(this.#timer);
-    const ceiling = Math.min(this.#maxDelay, this.#minDelay * 2 ** this.#attempts);
+    this.#timer = setTimeout(() => this.#connect(), this.#delay(this.#attempts));
     this.#attempts += 1;
+  }
+
+  #delay(attempts) {
+    const ceiling = Math.min(this.#maxDelay, this.#minDelay * 2 ** attempts);
     // Half fixed, half random: clients that lost the same server do not all return at once.
-    const delay = ceiling / 2 + Math.random() * (ceiling / 2);
-    this.#timer = setTimeout(() => this.#connect(), delay);
+    return ceiling / 2 + Math.random() * (ceiling / 2);
   }
 
   #retryNow = () => {
@@ -160,10 +183,28 @@ export class LiveClient {
 
   #send(id, subscription) {
     if (this.#status !== "open" || subscription.socket === this.#socket) return;
-    // Sent before, on a connection since lost: ask for the whole state again.
-    const snapshot = subscription.socket !== null || Boolean(subscription.request.snapshot);
     subscription.socket = this.#socket;
+    const { snapshot } = subscription;
     this.#socket.send(JSON.stringify({ ...subscription.request, type: "subscribe", id, snapshot }));
+  }
+
+  // The server could not follow a change: start the subscription afresh, from a snapshot.
+  #resync(id, subscription) {
+    subscription.snapshot = true;
+    subscription.resyncing = true;
+    if (subscription.socket !== this.#socket || this.#status !== "open") return;
+    this.#socket.send(JSON.stringify({ type: "unsubscribe", id }));
+    subscription.socket = null;
+    this.#send(id, subscription);
+  }
+
+  // The server failed to start it (5xx): the same subscribe, later, after a growing delay.
+  #retry(id, subscription) {
+    subscription.socket = null;
+    clearTimeout(subscription.timer);
+    const delay = this.#delay(subscription.failures);
+    subscription.failures += 1;
+    subscription.timer = setTimeout(() => this.#send(id, subscription), delay);
   }
 
   #receive(text) {
@@ -177,15 +218,26 @@ export class LiveClient {
     const subscription = this.#subscriptions.get(frame.id);
     if (frame.type === "error") {
       const error = { id: frame.id, code: frame.code, message: frame.message };
-      // An error ends the subscription: the server created none.
+      if (subscription && frame.code >= 500) {
+        // The server created none, but may well the next time.
+        this.#emit("error", { ...error, retrying: true });
+        this.#retry(frame.id, subscription);
+        return;
+      }
+      // A refusal ends the subscription: the server created none, and would refuse it again.
       if (subscription) this.#subscriptions.delete(frame.id);
       if (subscription?.onError) subscription.onError(error);
       else this.#emit("error", error);
     } else if (!subscription) {
       // A frame still in flight when its subscription was stopped.
+    } else if (frame.type === "reset") {
+      this.#resync(frame.id, subscription);
     } else if (frame.type === "snapshot") {
+      subscription.resyncing = false;
+      subscription.failures = 0;
       subscription.callback("SNAPSHOT", frame.instances, { truncated: frame.truncated });
-    } else if (frame.type === "broadcast") {
+    } else if (frame.type === "broadcast" && !subscription.resyncing) {
+      subscription.failures = 0;
       subscription.callback(frame.action, frame.instance, {});
     }
   }
