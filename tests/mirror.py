@@ -3,6 +3,8 @@
 `Mirror` subscribes to a list with a snapshot over a real websocket, applies every frame as
 rest-live.js does (a snapshot replaces the state, CREATED and UPDATED upsert, DELETED removes), and
 when its socket closes it reconnects with a short backoff and subscribes again with a snapshot.
+Like rest-live.js, a `reset` re-syncs the subscription (unsubscribe, subscribe with a snapshot,
+ignore broadcasts until it arrives), and a subscribe that fails with a 5xx is sent again later.
 Fault tests compare its state with what REST returns for the same user, with a deadline:
 
     async with Mirror(server) as mirror:
@@ -24,6 +26,7 @@ from websockets.exceptions import ConnectionClosed
 from tests.appserver import AppServer
 
 RECONNECT_DELAYS = (0.1, 0.2, 0.5, 1.0)  # then 1.0 s between attempts
+RETRY_SECONDS = 0.2  # before subscribing again after a 5xx
 
 
 class Mirror:
@@ -38,8 +41,11 @@ class Mirror:
         self.connections = 0  # sockets opened so far: 1 until something broke
         self.frames: list[dict] = []
         self.synced = asyncio.Event()  # set by every snapshot
+        self._online = asyncio.Event()  # cleared while `offline()` keeps it from reconnecting
+        self._online.set()
         self._task: asyncio.Task | None = None
         self._socket = None
+        self._resyncing = False
 
     async def __aenter__(self) -> Mirror:
         self._task = asyncio.create_task(self._run())
@@ -62,12 +68,28 @@ class Mirror:
         if self._socket is not None:
             await self._socket.close()
 
+    @contextlib.asynccontextmanager
+    async def offline(self):
+        """Drop the socket and stay disconnected until the block ends (a laptop that lost its
+        network); then reconnect, after the usual backoff, and subscribe again with a snapshot.
+
+            async with mirror.offline():
+                ...write...
+        """
+        self._online.clear()
+        await self.disconnect()
+        try:
+            yield
+        finally:
+            self._online.set()
+
     def titles(self) -> list[str]:
         return sorted(item["title"] for item in self.state.values())
 
     async def _run(self) -> None:
         attempt = 0
         while True:
+            await self._online.wait()
             try:
                 async with connect(
                     self.server.ws_url + "/ws/subscribe/",
@@ -80,7 +102,12 @@ class Mirror:
                     attempt = 0
                     await socket.send(json.dumps(self.request))
                     async for text in socket:
-                        self._apply(json.loads(text))
+                        frame = json.loads(text)
+                        replies = self._apply(frame)
+                        if frame.get("type") == "error":
+                            await asyncio.sleep(RETRY_SECONDS)  # not at once: a little backoff
+                        for reply in replies:
+                            await socket.send(json.dumps(reply))
             except (OSError, ConnectionClosed, TimeoutError):
                 pass
             except Exception as error:  # noqa: BLE001 (kept for the test to report)
@@ -89,17 +116,26 @@ class Mirror:
             await asyncio.sleep(RECONNECT_DELAYS[min(attempt, len(RECONNECT_DELAYS) - 1)])
             attempt += 1
 
-    def _apply(self, frame: dict) -> None:
+    def _apply(self, frame: dict) -> list[dict]:
+        """Take `frame` into the state; the frames to send back, if any."""
         self.frames.append(frame)
-        if frame.get("type") == "snapshot":
+        kind = frame.get("type")
+        if kind == "snapshot":
             self.state = {item["id"]: item for item in frame["instances"]}
+            self._resyncing = False
             self.synced.set()
-        elif frame.get("type") == "broadcast":
+        elif kind == "reset":
+            self._resyncing = True
+            return [{"type": "unsubscribe", "id": self.request["id"]}, self.request]
+        elif kind == "error" and frame.get("code", 0) >= 500:
+            return [self.request]  # not started this time; the server may well start it later
+        elif kind == "broadcast" and not self._resyncing:
             instance = frame["instance"]
             if frame["action"] == "DELETED":
                 self.state.pop(instance["id"], None)
             else:
                 self.state[instance["id"]] = instance
+        return []
 
 
 def rest_list(server: AppServer, headers=None) -> dict[int, dict]:

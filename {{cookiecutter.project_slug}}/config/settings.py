@@ -116,6 +116,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_boo
             "DATABASE_CONN_MAX_AGE must be 0 while DATABASE_POOL is on; set one of them off."
         )
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = True
+    # The pool then checks each connection as it hands it out, so one the server dropped (a
+    # restart, an idle timeout) is replaced rather than failing the query that got it.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:

@@ -135,7 +135,13 @@ def change_message(label, pks, change, created):
 
     `created` says the write inserted these rows: subscribers that never saw them get CREATED.
     """
-    return {"type": CHANGE_MESSAGE, "model": label, "pks": pks, "change": change, "created": created}
+    return {
+        "type": CHANGE_MESSAGE,
+        "model": label,
+        "pks": pks,
+        "change": change,
+        "created": created,
+    }
 
 
 def _on_save(sender, instance, created, using, **kwargs):

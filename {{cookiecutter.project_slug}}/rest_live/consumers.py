@@ -174,13 +174,13 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
             try:
                 events = await held.live.changes(message["change"], message["pks"], held.after)
             except Exception as error:
-                _log_failed_evaluation(held.live, error)
+                _log_failure("evaluate a change for", held.live.key, error)
                 reset = protocol.reset_frame(
                     request_id, held.label, "A change could not be evaluated; re-sync."
                 )
                 await self.send(reset)
                 continue
-            for action, pk, instance in events:
+            for action, _pk, instance in events:
                 if action == protocol.UPDATED and message["created"] and not held.snapshot:
                     # The row was new, and this socket has been shown no state it could be
                     # in: the subscription only saw it because the write committed while the
@@ -197,8 +197,8 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
                 limit = conf.setting("SNAPSHOT_LIMIT")
                 return await subscriptions.acquire_with_snapshot(subscriber, limit)
             return await subscriptions.acquire_started(subscriber), None
-        except Exception:
-            logger.exception("rest_live could not start a subscription to %r", subscriber.key())
+        except Exception as error:
+            _log_failure("start a subscription to", subscriber.key(), error)
             raise ProtocolError(
                 protocol.SERVER_ERROR, "The subscription could not be started.", request.id
             ) from None
@@ -238,12 +238,12 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_discard(group, self.channel_name)
 
 
-def _log_failed_evaluation(live, error):
+def _log_failure(doing, key, error):
     if isinstance(error, DatabaseError):
         # Expected while the database restarts: one line, not a traceback per socket.
-        logger.error("rest_live could not evaluate a change for %r: %s", live.key, error)
+        logger.error("rest_live could not %s %r: %s", doing, key, error)
     else:
-        logger.exception("rest_live could not evaluate a change for %r", live.key)
+        logger.exception("rest_live could not %s %r", doing, key)
 
 
 def _too_big(message, limit):

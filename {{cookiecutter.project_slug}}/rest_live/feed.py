@@ -96,9 +96,11 @@ class ChangeFeed:
         while self._consumers:
             try:
                 await self.poll()
-            except Exception:
+            except DatabaseError as error:
                 # The database is unreachable, or restarting: try again at the next poll.
-                logger.warning("rest_live could not read the change log", exc_info=True)
+                logger.warning("rest_live could not read the change log: %s", error)
+            except Exception:
+                logger.exception("rest_live could not read the change log")
             await asyncio.sleep(conf.setting("CHANGE_POLL_SECONDS"))
         self._reset()
 

@@ -1,0 +1,98 @@
+"""A PostgreSQL restart under writes: every client ends equal to the database.
+
+Two server processes share Redis and a PostgreSQL of this test's own, which is restarted (a fast
+shutdown, as `pg_ctl restart -m fast` does) while another process keeps writing. The servers'
+pooled connections die with it: evaluations that fail are retried on a fresh connection, and a
+subscription that still cannot follow a change is told to re-sync (`reset`), whose snapshot
+brings it back once the database answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+import pytest
+
+from tests.appserver import APPLICATION_ERRORS, PRODUCTION_ENV, served
+from tests.baking import BakedProject, clean_env, service_env
+from tests.combos import combo_params
+from tests.mirror import Mirror, converged, rest_list
+from tests.services import PostgresServer
+
+pytestmark = pytest.mark.timeout(300)
+
+# A restart takes about a second here; clients re-sync with a short backoff once it is back.
+CONVERGE_SECONDS = 20.0
+
+WRITER = """
+import time
+from django.db import DatabaseError, connection
+from todos.models import Todo
+made = failed = 0
+end = time.monotonic() + 4
+print("writing", flush=True)
+while time.monotonic() < end:
+    try:
+        todo = Todo.objects.create(title=f"write {made}")
+        if made % 3 == 2:
+            todo.done = True
+            todo.save()
+        made += 1
+    except DatabaseError:
+        failed += 1
+        connection.close()  # a fresh connection for the next try
+        time.sleep(0.05)
+    time.sleep(0.02)
+print(f"made {made}, failed {failed}", flush=True)
+"""
+
+
+@pytest.fixture
+def private_postgres():
+    """A PostgreSQL of this test's own: restarting it disturbs no other test."""
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.mark.parametrize("combo", combo_params("production_daphne", "production"))
+def test_clients_converge_after_postgresql_restarts_under_writes(
+    combo, bake, baked_venv, private_postgres, redis_server, tmp_path
+):
+    redis_server.start()
+    env = {
+        **service_env(combo, private_postgres.create_database("restart"), redis_server.url),
+        **PRODUCTION_ENV,
+    }
+    project = BakedProject(path=bake(combo), combo=combo, venv=baked_venv, env=env)
+    project.manage("migrate", "--noinput")
+    kind = combo["asgi_server"]
+
+    async def scenario(a, b):
+        async with contextlib.AsyncExitStack() as stack:
+            mirrors = [await stack.enter_async_context(Mirror(s)) for s in (a, a, a, b, b, b)]
+            writer = await asyncio.create_subprocess_exec(
+                str(baked_venv / "bin" / "python"), "manage.py", "shell", "-v", "0",
+                "-c", WRITER,
+                cwd=project.path, env=clean_env(baked_venv, env),
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            )  # fmt: skip
+            assert await asyncio.wait_for(writer.stdout.readline(), 60) == b"writing\n"
+            await asyncio.sleep(1.0)  # let writes flow before the restart (not a proof)
+            started = time.monotonic()
+            await asyncio.to_thread(private_postgres.stop)
+            await asyncio.to_thread(private_postgres.start)
+            restart = time.monotonic() - started
+            summary = (await asyncio.wait_for(writer.stdout.read(), 60)).decode()
+            assert await writer.wait() == 0, summary
+            took = await converged(mirrors, lambda: rest_list(a), CONVERGE_SECONDS, a.log)
+            print(f"restart {restart:.1f}s; writer: {summary.strip()}; converged in {took:.1f}s")
+            assert len(mirrors[0].state) > 10
+
+    # The restart makes the servers log database errors, one line each; nothing may escape.
+    with (
+        served(project.path, baked_venv, env, kind, tmp_path, log_problems=APPLICATION_ERRORS) as a,
+        served(project.path, baked_venv, env, kind, tmp_path, log_problems=APPLICATION_ERRORS) as b,
+    ):
+        asyncio.run(scenario(a, b))
