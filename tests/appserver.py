@@ -66,7 +66,8 @@ class ServerFailed(RuntimeError):
 
 
 class AppServer:
-    """One server process for a baked project; `start()` after `stop()` reuses the port.
+    """One server process for a baked project; `start()` after `stop()` or `kill()` reuses the
+    port.
 
     `production` runs it with debug off (PRODUCTION_ENV), as deployed; the development server
     runs with the project's own settings, which serve the static files.
@@ -153,6 +154,16 @@ class AppServer:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait(15)
+
+    def kill(self) -> None:
+        """SIGKILL the server's process group, as a crash or the OOM killer would: no shutdown,
+        no close frames, its sockets closed by the kernel. `start()` serves on the same port."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(15)
 
     def log(self) -> str:
         try:
