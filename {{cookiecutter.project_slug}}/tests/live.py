@@ -124,6 +124,34 @@ class LiveTestCase(TransactionTestCase):
         self.assertEqual([item[field] for item in snapshot["instances"]], list(values), snapshot)
         self.assertIs(snapshot["truncated"], truncated, snapshot)
 
+    async def assertReset(self, socket, id):
+        """The next frame tells subscription `id` to re-sync (docs/protocol.md, reset)."""
+        message = await self.receive(socket)
+        self.assertEqual((message.get("type"), message.get("id")), ("reset", id), message)
+        return message
+
+    async def resync(self, socket, request_id, model, action="list", **fields):
+        """Re-sync a subscription as a client does after a reset; returns the fresh snapshot.
+
+        Frames still on their way for it are skipped, as the protocol says to.
+        """
+        await socket.send_json_to({"type": "unsubscribe", "id": request_id})
+        await socket.send_json_to(
+            {
+                "type": "subscribe",
+                "id": request_id,
+                "model": model,
+                "action": action,
+                "snapshot": True,
+                **fields,
+            }
+        )
+        while True:
+            message = await self.receive(socket)
+            if message.get("id") == request_id and message.get("type") != "broadcast":
+                self.assertEqual(message.get("type"), "snapshot", message)
+                return message
+
     async def assertError(self, socket, code, id=None):
         message = await self.receive(socket)
         self.assertEqual(message.get("type"), "error", message)

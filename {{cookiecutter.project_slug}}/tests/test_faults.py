@@ -103,7 +103,7 @@ class FaultTests(LiveTestCase):
         FragileGroupViewSet.failures = ALWAYS
         with self.assertLogs("rest_live", "ERROR") as logs:
             await self.db(Group.objects.create, name="editors")
-            reset = await self.receive(socket)
+            reset = await self.assertReset(socket, fragile)
         self.assertIn("could not evaluate a change", logs.output[0])
         self.assertEqual(
             reset,
@@ -114,12 +114,8 @@ class FaultTests(LiveTestCase):
                 "message": "A change could not be evaluated; re-sync.",
             },
         )
-        # The re-sync the protocol asks for: unsubscribe, then subscribe with a snapshot.
         FragileGroupViewSet.failures = 0
-        await self.unsubscribe(socket, fragile)
-        snapshot = await self.subscribe_with_snapshot(
-            socket, "auth.Group", id=fragile, query_params={"fragile": "1"}
-        )
+        snapshot = await self.resync(socket, fragile, "auth.Group", query_params={"fragile": "1"})
         self.assertSnapshot(snapshot, ["editors"], field="name")
 
     async def test_a_dropped_connection_is_retried_once_on_a_fresh_one(self):
@@ -135,8 +131,7 @@ class FaultTests(LiveTestCase):
         sub = await self.subscribe(socket, "auth.Group")
         with self.assertLogs("rest_live", "ERROR") as logs:
             await self.db(Group.objects.create, name="breaks the serializer")
-            reset = await self.receive(socket)
-        self.assertEqual((reset["type"], reset["id"]), ("reset", sub))
+            await self.assertReset(socket, sub)
         self.assertIn("ValueError: a bug in the serializer", "\n".join(logs.output))
         await self.db(Group.objects.create, name="fine")
         await self.assertBroadcast(socket, "CREATED", {"name": "fine"}, id=sub)
