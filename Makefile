@@ -18,10 +18,12 @@ DEMO_ADDR ?= 127.0.0.1:8000
 test: $(VENV_STAMP)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
-# The fan-out benchmark (a few minutes): a table, benchmarks/results/fanout.json and fanout.png.
+# The benchmarks (a few minutes): tables, and benchmarks/results/*.json and *.png. Fan-out
+# (BENCH_ARGS go to it), then what the live layer adds to a write.
 bench: $(VENV_STAMP)
 	$(VENV)/bin/python -m pip install --disable-pip-version-check --quiet -r benchmarks/requirements.txt
 	$(VENV)/bin/python benchmarks/fanout.py $(BENCH_ARGS)
+	$(VENV)/bin/python benchmarks/write_cost.py
 
 lint: $(VENV_STAMP)
 	$(VENV)/bin/ruff check tests hooks benchmarks

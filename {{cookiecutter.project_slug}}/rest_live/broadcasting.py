@@ -66,11 +66,13 @@ def _record(model, pks, using, created):
 
     if using != router.db_for_write(Change):
         return uuid.uuid4().hex  # the feed reads the log in one database only
+    log = Change.objects.using(using)
     try:
-        # A savepoint: should the insert fail (the log's table not migrated yet, say), the write's
-        # own transaction goes on unharmed.
+        if not transaction.get_connection(using).in_atomic_block:
+            return log.create(model=model._meta.label, pks=pks, created=created).pk
+        # In a savepoint: should the insert fail (the log's table not migrated yet, say), the
+        # write's own transaction goes on unharmed.
         with transaction.atomic(using=using):
-            log = Change.objects.using(using)
             return log.create(model=model._meta.label, pks=pks, created=created).pk
     except DatabaseError:
         logger.exception(
