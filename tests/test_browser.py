@@ -27,13 +27,15 @@ from pathlib import Path
 import pytest
 
 from tests import baking
-from tests.appserver import AppServer
+from tests.appserver import APPLICATION_ERRORS, AppServer
 from tests.combos import BY_NAME, TEMPLATE_DIR
 from tests.demo_server import DemoServer, collect_static
+from tests.services import RedisServer
 
 pytestmark = [pytest.mark.xdist_group("redis"), pytest.mark.timeout(300)]
 
 LIVE_MS = 1000  # a committed change shows in every open page within a second
+RECOVERY_MS = 5000  # ...and within 5 s of the channel layer's return after an outage
 RECONNECT_MS = 20000  # the client's backoff is capped at 15 s
 VIEWPORT = {"width": 900, "height": 640}
 SCREENSHOT = TEMPLATE_DIR / "artifacts" / "demo.png"
@@ -339,3 +341,48 @@ def test_the_page_reconnects_after_a_server_restart(pages, demo):
     demo.create_in_shell("Written after the restart")
     expect(todo(page, "Written after the restart")).to_be_visible(timeout=LIVE_MS)
     assert page.evaluate("window.sameDocument") is True
+
+
+@pytest.fixture
+def outage_demo(bake, baked_venv, static_root, tmp_path):
+    """The demo on Daphne with a Redis of its own, which the test stops: the module's `demo`
+    shares the session's Redis with every test on the worker. channels_redis logs its lost
+    connection with a traceback, so the log may show that, but no application error."""
+    with RedisServer() as redis:
+        project = demo_project(
+            bake,
+            baked_venv,
+            REDIS_URL=redis.url,
+            DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+            DJANGO_STATIC_ROOT=str(static_root),
+        )
+        project.manage("migrate", "--noinput")
+        password = re.search(r"password: (\S+)", project.manage("seed_demo").stdout).group(1)
+        server = DemoServer(project, log_dir=tmp_path, server="daphne")
+        server.start()
+        try:
+            yield Demo(project, server, "demo", password), redis
+        finally:
+            server.stop()
+        server.assert_clean_log(problems=APPLICATION_ERRORS)
+
+
+def test_the_page_catches_up_after_a_redis_outage_without_a_reload(chromium, outage_demo):
+    from playwright.sync_api import expect
+
+    demo, redis = outage_demo
+    pages = Pages(chromium, demo)
+    try:
+        page = pages.open(signed_in=True)
+        page.evaluate("window.sameDocument = true")  # a reload would forget it
+        redis.stop()
+        demo.create_in_shell("Written while Redis was down")  # its broadcast fails
+        redis.start()  # empty: RedisServer runs with --save "" --appendonly no
+        expect(todo(page, "Written while Redis was down")).to_be_visible(timeout=RECOVERY_MS)
+        demo.create_in_shell("Written after Redis came back")
+        expect(todo(page, "Written after Redis came back")).to_be_visible(timeout=RECOVERY_MS)
+        expect(page.locator("#status")).to_have_text("Connected")
+        assert page.evaluate("window.sameDocument") is True
+    finally:
+        pages.close()
+    assert not pages.problems, "the browser reported:\n" + "\n".join(pages.problems)
