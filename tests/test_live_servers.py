@@ -267,6 +267,10 @@ def test_writes_survive_a_redis_outage_and_broadcasts_resume(
         count = await in_thread(shell, project, COUNT_OUTAGE_WRITES)
         assert count.split()[-1] == "1"
 
+        # The change log brings it, with Redis still down.
+        message = await socket.receive(timeout=10)
+        assert (message["action"], message["instance"]["title"]) == ("CREATED", "during outage")
+
         private_redis.start()
         # The server re-subscribes on its own; wait for that (a condition, with a deadline).
         deadline = time.monotonic() + 30

@@ -5,6 +5,7 @@ import asyncio
 from datetime import timedelta
 
 from channels.auth import AuthMiddlewareStack
+from channels.db import database_sync_to_async
 from channels.layers import InMemoryChannelLayer
 from channels.routing import URLRouter
 from django.contrib.auth.models import Group
@@ -105,13 +106,13 @@ class FeedReadingTests(TransactionTestCase):
             feed, consumer = ChangeFeed(), RecordingConsumer()
             feed._consumers["rest_live.auth.group"].add(consumer)
             await feed.poll()  # starts after the newest change: 1
-            await asyncio.to_thread(self.log, 2)
-            await asyncio.to_thread(self.log, 4)  # 3 is written but not committed yet
+            await database_sync_to_async(self.log)(2)
+            await database_sync_to_async(self.log)(4)  # 3 is written but not committed yet
             await feed.poll()
             self.assertEqual(self.delivered(consumer), [2, 4])
             feed.handled(5)  # the layer brought 5 first
-            await asyncio.to_thread(self.log, 3)
-            await asyncio.to_thread(self.log, 5)
+            await database_sync_to_async(self.log)(3)
+            await database_sync_to_async(self.log)(5)
             await feed.poll()
             await feed.poll()
             self.assertEqual(self.delivered(consumer), [2, 4, 3])
@@ -123,7 +124,8 @@ class FeedReadingTests(TransactionTestCase):
             feed, consumer = ChangeFeed(), RecordingConsumer()
             feed._consumers["rest_live.auth.group"].add(consumer)
             await feed.poll()
-            await asyncio.to_thread(Change.objects.create, id=10, model="auth.Permission", pks=[1])
+            log = database_sync_to_async(Change.objects.create)
+            await log(id=10, model="auth.Permission", pks=[1])
             await feed.poll()
             self.assertEqual(consumer.messages, [])
 
