@@ -9,10 +9,14 @@
 | REST_LIVE_SNAPSHOT_LIMIT | 1000 | objects in a list snapshot (the view's page size if smaller) |
 | REST_LIVE_CHANGE_POLL_SECONDS | 1.0 | how often servers read the change log (feed.py) |
 | REST_LIVE_CHANGE_LOG_SECONDS | 600 | how long the change log keeps a change |
+| REST_LIVE_MAX_PENDING_BYTES | 1048576 | bytes waiting for a slow socket; more closes it (4029) |
+| REST_LIVE_MAX_CONNECTIONS | 5000 | sockets one server process holds; more are closed with 4013 |
+| REST_LIVE_MAX_CONNECTIONS_PER_USER | None | sockets one signed-in user holds in one process |
 
 Each is a whole number of at least 1, but the rate and the poll interval, numbers above 0; the
-two rate settings may also be None, for no rate limit. Keep the burst at least MAX_SUBSCRIPTIONS:
-a client that reconnects (rest-live.js) subscribes again to everything at once.
+two rate settings and the connection limits may also be None, for no limit. Keep the burst at
+least MAX_SUBSCRIPTIONS: a client that reconnects (rest-live.js) subscribes again to everything
+at once.
 """
 
 from django.conf import settings
@@ -25,8 +29,17 @@ DEFAULTS = {
     "SNAPSHOT_LIMIT": 1000,
     "CHANGE_POLL_SECONDS": 1.0,
     "CHANGE_LOG_SECONDS": 600,
+    "MAX_PENDING_BYTES": 1024 * 1024,
+    "MAX_CONNECTIONS": 5000,
+    "MAX_CONNECTIONS_PER_USER": None,
 }
-OPTIONAL = {"MESSAGE_BURST", "MESSAGES_PER_SECOND"}  # None turns the rate limit off
+# None turns these limits off.
+OPTIONAL = {
+    "MESSAGE_BURST",
+    "MESSAGES_PER_SECOND",
+    "MAX_CONNECTIONS",
+    "MAX_CONNECTIONS_PER_USER",
+}
 FRACTIONAL = {"MESSAGES_PER_SECOND", "CHANGE_POLL_SECONDS"}
 
 

@@ -1,26 +1,24 @@
 """The websocket consumer: one socket, any number of subscriptions, the protocol in protocol.py."""
 
 import asyncio
-import functools
 import logging
 from collections import Counter
 from typing import NamedTuple
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
-from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
-from channels.layers import get_channel_layer
-from channels.utils import await_many_dispatch
 from django.db import DatabaseError
 from django.http import Http404
 from rest_framework import exceptions
 
-from rest_live import conf, protocol, subscriptions
+from rest_live import capacity, conf, protocol, subscriptions
 from rest_live.broadcasting import group_name
 from rest_live.feed import RecentIds, feed
 from rest_live.limits import MessageRate
 from rest_live.protocol import ProtocolError, Subscribe
 from rest_live.subscriber import Subscriber
+from rest_live.writer import SocketWriter
 
 logger = logging.getLogger(__name__)
 
@@ -41,55 +39,67 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
     router = None
 
     async def __call__(self, scope, receive, send):
-        """Channels' own loop (AsyncConsumer.__call__), with a third source of messages: the
-        changes this process's feed delivers (feed.py), handled in turn with the other two."""
-        self.scope = scope
-        self.channel_layer = get_channel_layer(self.channel_layer_alias)
-        self.channel_name = await self.channel_layer.new_channel()
-        self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
-        self.base_send = send
-        self._delivered = asyncio.Queue()
+        # Everything sent goes through a writer that bounds what a slow socket holds (writer.py).
+        self._writer = SocketWriter(send, conf.setting("MAX_PENDING_BYTES"))
+        self._turn = asyncio.Lock()
         try:
-            await await_many_dispatch(
-                [receive, self.channel_receive, self._delivered.get], self.dispatch
-            )
-        except StopConsumer:
-            pass
+            await super().__call__(scope, receive, self._writer.send)
+        finally:
+            self._writer.stop()
+
+    async def dispatch(self, message):
+        """Channels' dispatch, one message at a time, whether it came from the client, the channel
+        layer or the feed. Unlike Channels' own, it does not close stale database connections
+        before every message: that is a hop to the database thread per socket per change, the
+        costliest step of a broadcast, and every query here runs in `database_sync_to_async`,
+        which closes them itself."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        async with self._turn:
+            await handler(message)
 
     def deliver(self, message):
-        """Hand this consumer a change message from the feed, without the channel layer."""
-        self._delivered.put_nowait(message)
+        """Hand this consumer a change message from the feed (feed.py), without the layer."""
+        asyncio.ensure_future(self._delivered(message))
+
+    async def _delivered(self, message):
+        try:
+            await self.dispatch(message)
+        except Exception:
+            logger.exception("rest_live could not handle a change from the change log")
 
     async def connect(self):
         self._subscriptions = {}  # client's id -> Held
         self._groups = Counter()  # group -> subscriptions on this socket that need it
         self._changes = RecentIds()  # changes handled, so the feed's copy of one is dropped
         self._rate = MessageRate(conf.setting("MESSAGE_BURST"), conf.setting("MESSAGES_PER_SECOND"))
-        self._closing = False
+        user = self.scope.get("user")
+        self._admitted = capacity.admit(user)
         offered = self.scope.get("subprotocols") or ()
         await self.accept(protocol.SUBPROTOCOL if protocol.SUBPROTOCOL in offered else None)
-        user = self.scope.get("user")
-        if not self.router.public and not (user and user.is_authenticated):
+        if self._admitted is None:
+            await self.close(code=protocol.CLOSE_AT_CAPACITY)
+        elif not self.router.public and not (user and user.is_authenticated):
             await self.close(code=protocol.CLOSE_UNAUTHENTICATED)
 
     async def disconnect(self, code):
         for request_id in list(getattr(self, "_subscriptions", ())):
             await self._drop(request_id)
+        if getattr(self, "_admitted", None) is not None:
+            capacity.release(self._admitted)
+            self._admitted = None
 
     async def websocket_receive(self, message):
         """Enforce the socket's limits before a frame is read; over them, the socket is closed."""
-        if self._closing:
+        if self._writer.closing:
             return  # frames that were on their way when we closed
         if _too_big(message, conf.setting("MAX_FRAME_BYTES")):
-            await self._close(protocol.CLOSE_TOO_BIG)
+            await self.close(code=protocol.CLOSE_TOO_BIG)
         elif not self._rate.allow():
-            await self._close(protocol.CLOSE_TOO_FAST)
+            await self.close(code=protocol.CLOSE_TOO_FAST)
         else:
             await super().websocket_receive(message)
-
-    async def _close(self, code):
-        self._closing = True
-        await self.close(code=code)
 
     async def receive(self, text_data=None, bytes_data=None):
         try:
@@ -165,8 +175,8 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
 
     async def rest_live_change(self, message):
         """A committed change from broadcasting.py: send each subscription what it means to it."""
-        if not self._changes.add(message["change"]):
-            return  # the layer and the feed both brought it
+        if not self._changes.add(message["change"]) or self._writer.closing:
+            return  # the layer and the feed both brought it, or the socket is closing
         feed().handled(message["change"])
         for request_id, held in list(self._subscriptions.items()):
             if held.label != message["model"]:

@@ -1,0 +1,166 @@
+"""What a consumer sends to its socket: in order, and never more than a bounded backlog.
+
+A client that stops reading must not cost the server without limit. Uvicorn's `send` waits while
+the socket's write buffer is full, which would stall the consumer while the channel layer queues
+up behind it; Daphne's returns at once and Twisted buffers whatever the client does not read. So
+the writer asks the transport whether it can take more (Twisted's producer API on Daphne, the
+asyncio transport's buffer size elsewhere). While it can, a frame goes straight through; while it
+cannot, frames wait in the writer's backlog, flushed by a task of its own as the client reads.
+
+Once more than `REST_LIVE_MAX_PENDING_BYTES` wait, the socket is too slow: the backlog is dropped,
+and the socket is closed with 4029 as soon as the transport takes a frame again, so a client that
+reads again learns to reconnect and re-sync. One that never reads again is dropped by the server's
+ping timeout. Either way the socket costs at most the cap, plus the buffers of the server and the
+kernel. A send that fails because the socket went away ends the writer quietly, dropping what was
+waiting: a client leaving mid-stream is not an error.
+"""
+
+import asyncio
+import logging
+from collections import deque
+
+from rest_live.protocol import CLOSE_TOO_SLOW
+
+logger = logging.getLogger(__name__)
+
+# An asyncio transport holding more than this is treated as full (websockets' own high-water mark).
+_HIGH_WATER = 64 * 1024
+
+
+class SocketWriter:
+    """Stands in for a consumer's ASGI `send`."""
+
+    def __init__(self, send, limit):
+        self._send = send
+        self._limit = limit
+        self._backlog = deque()
+        self._pending = 0  # bytes of the frames in the backlog
+        self._flushing = None  # the task that empties the backlog, while there is one
+        self._transport = _transport_of(send)
+        self.closing = False  # a close is on its way: nothing more is taken
+
+    async def send(self, message):
+        if self.closing:
+            return
+        if message["type"] == "websocket.close":
+            self.closing = True
+        if not self._backlog and self._transport.writable():
+            await self._deliver(message)
+            return
+        if message["type"] == "websocket.send":
+            size = _size(message)
+            if self._pending + size > self._limit:
+                self._too_slow()
+                return
+            self._pending += size
+        self._backlog.append(message)
+        if self._flushing is None:
+            self._flushing = asyncio.ensure_future(self._flush())
+
+    def stop(self):
+        """The socket is gone: drop the backlog, and end the flushing."""
+        self.closing = True
+        self._backlog.clear()
+        self._pending = 0
+        if self._flushing is not None:
+            self._flushing.cancel()
+            self._flushing = None
+
+    def _too_slow(self):
+        logger.info(
+            "rest_live is closing a socket that fell more than %d bytes behind (close code %d)",
+            self._limit,
+            CLOSE_TOO_SLOW,
+        )
+        self._backlog.clear()
+        self._pending = 0
+        self._backlog.append({"type": "websocket.close", "code": CLOSE_TOO_SLOW})
+        self.closing = True
+
+    async def _flush(self):
+        while self._backlog:
+            await self._transport.wait_writable()
+            message = self._backlog.popleft()
+            if message["type"] == "websocket.send":
+                self._pending -= _size(message)
+            if not await self._deliver(message):
+                return
+        self._flushing = None
+
+    async def _deliver(self, message):
+        """Hand `message` to the server; False if the socket is gone."""
+        try:
+            await self._send(message)
+        except Exception:
+            # The socket closed under us (a reset, a ping timeout): nothing to report.
+            logger.debug("rest_live dropped a frame for a closed socket", exc_info=True)
+            self.stop()
+            return False
+        return True
+
+
+def _size(message):
+    return len(message.get("text") or message.get("bytes") or "")
+
+
+def _transport_of(send):
+    """How to ask the server's transport behind `send` whether it can take more."""
+    # Daphne passes `partial(server.handle_reply, protocol)`; Uvicorn a bound method of its
+    # protocol. Anything else (a test communicator) is assumed always writable.
+    protocol = next(iter(getattr(send, "args", ())), None) or getattr(send, "__self__", None)
+    if callable(getattr(protocol, "registerProducer", None)):
+        paused = _TwistedFlow()
+        try:
+            protocol.registerProducer(paused, True)
+        except Exception:  # a producer is registered already, or the transport is gone
+            return _Unknown()
+        return paused
+    transport = getattr(protocol, "transport", None)
+    if callable(getattr(transport, "get_write_buffer_size", None)):
+        return _AsyncioFlow(transport)
+    return _Unknown()
+
+
+class _Unknown:
+    def writable(self):
+        return True
+
+    async def wait_writable(self):
+        return None
+
+
+class _AsyncioFlow:
+    """An asyncio transport: full above the high-water mark. Its server's `send` waits for it to
+    drain, so waiting is the send itself."""
+
+    def __init__(self, transport):
+        self._transport = transport
+
+    def writable(self):
+        return self._transport.get_write_buffer_size() <= _HIGH_WATER
+
+    async def wait_writable(self):
+        return None
+
+
+class _TwistedFlow:
+    """A Twisted push producer: the transport pauses it while its buffer is full."""
+
+    def __init__(self):
+        self._resumed = asyncio.Event()
+        self._resumed.set()
+
+    def writable(self):
+        return self._resumed.is_set()
+
+    async def wait_writable(self):
+        await self._resumed.wait()
+
+    def pauseProducing(self):  # noqa: N802 (Twisted's interface)
+        self._resumed.clear()
+
+    def resumeProducing(self):  # noqa: N802
+        self._resumed.set()
+
+    def stopProducing(self):  # noqa: N802
+        self._resumed.set()  # the connection is gone: the next send finds out
