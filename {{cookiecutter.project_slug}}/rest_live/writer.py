@@ -23,8 +23,8 @@ from rest_live.protocol import CLOSE_TOO_SLOW
 
 logger = logging.getLogger(__name__)
 
-# An asyncio transport holding more than this is treated as full (websockets' own high-water mark).
-_HIGH_WATER = 64 * 1024
+# An asyncio transport's low-water mark, when it does not say (asyncio's default is 16 KiB).
+_LOW_WATER = 16 * 1024
 
 
 class SocketWriter:
@@ -67,6 +67,7 @@ class SocketWriter:
             self._flushing = None
 
     def _too_slow(self):
+        self._transport.closing_slowly()
         logger.info(
             "rest_live is closing a socket that fell more than %d bytes behind (close code %d)",
             self._limit,
@@ -105,20 +106,35 @@ def _size(message):
 
 def _transport_of(send):
     """How to ask the server's transport behind `send` whether it can take more."""
+    send = _server_send(send)
     # Daphne passes `partial(server.handle_reply, protocol)`; Uvicorn a bound method of its
     # protocol. Anything else (a test communicator) is assumed always writable.
     protocol = next(iter(getattr(send, "args", ())), None) or getattr(send, "__self__", None)
     if callable(getattr(protocol, "registerProducer", None)):
-        paused = _TwistedFlow()
+        flow = _TwistedFlow(protocol)
+        # After Daphne's upgrade, Twisted's HTTP channel stays the transport's producer, and
+        # passes the transport's pauses on to a producer registered with it.
+        consumer = getattr(getattr(protocol, "transport", None), "producer", None) or protocol
         try:
-            protocol.registerProducer(paused, True)
+            consumer.registerProducer(flow, True)
         except Exception:  # a producer is registered already, or the transport is gone
             return _Unknown()
-        return paused
+        return flow
     transport = getattr(protocol, "transport", None)
     if callable(getattr(transport, "get_write_buffer_size", None)):
         return _AsyncioFlow(transport)
     return _Unknown()
+
+
+def _server_send(send):
+    """The server's own `send`, from under the wrappers of Channels' middleware (the session
+    middleware wraps it in a method that passes messages on to `real_send`)."""
+    for _ in range(10):
+        inner = getattr(getattr(send, "__self__", None), "real_send", None)
+        if inner is None:
+            return send
+        send = inner
+    return send
 
 
 class _Unknown:
@@ -128,25 +144,41 @@ class _Unknown:
     async def wait_writable(self):
         return None
 
+    def closing_slowly(self):
+        return None
+
 
 class _AsyncioFlow:
-    """An asyncio transport: full above the high-water mark. Its server's `send` waits for it to
-    drain, so waiting is the send itself."""
+    """An asyncio transport. Once its buffer passes the high-water mark it stays paused until the
+    buffer falls below the low one, and its server's `send` waits meanwhile; so it is surely
+    writable only below the low mark, and waiting is the send itself."""
 
     def __init__(self, transport):
         self._transport = transport
+        self._low = _low_water(transport)
 
     def writable(self):
-        return self._transport.get_write_buffer_size() <= _HIGH_WATER
+        return self._transport.get_write_buffer_size() <= self._low
 
     async def wait_writable(self):
         return None
+
+    def closing_slowly(self):
+        return None  # Uvicorn waits for the client's answer as long as its ping timeout
+
+
+def _low_water(transport):
+    try:
+        return transport.get_write_buffer_limits()[0]
+    except (AttributeError, NotImplementedError):
+        return _LOW_WATER
 
 
 class _TwistedFlow:
     """A Twisted push producer: the transport pauses it while its buffer is full."""
 
-    def __init__(self):
+    def __init__(self, protocol):
+        self._protocol = protocol
         self._resumed = asyncio.Event()
         self._resumed.set()
 
@@ -155,6 +187,13 @@ class _TwistedFlow:
 
     async def wait_writable(self):
         await self._resumed.wait()
+
+    def closing_slowly(self):
+        # The close frame reaches the client only after everything the kernel buffered for it
+        # (megabytes): give it as long as the ping timeout to read that far and answer, where
+        # Autobahn's default of a second would drop it, and the client would see no code.
+        timeout = getattr(self._protocol, "autoPingTimeout", None) or 30
+        self._protocol.closeHandshakeTimeout = max(self._protocol.closeHandshakeTimeout, timeout)
 
     def pauseProducing(self):  # noqa: N802 (Twisted's interface)
         self._resumed.clear()

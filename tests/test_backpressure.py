@@ -1,0 +1,185 @@
+"""A slow or surplus client costs the server a known bound, on real Daphne and Uvicorn processes.
+
+Sockets that stop reading under a stream of broadcasts are closed with 4029 once they fall
+`REST_LIVE_MAX_PENDING_BYTES` (the default, 1 MiB) behind, while the server's memory stays within
+that bound and a reading client beside them gets every frame in order; sockets over
+`REST_LIVE_MAX_CONNECTIONS` are closed with 4013 (lowered to 10 by a settings module added to a
+private bake, so the test reaches it with a few sockets).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+import time
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from tests.appserver import PRODUCTION_ENV, AppServer, LiveSocket, served
+from tests.baking import BakedProject
+from tests.combos import BY_NAME
+
+pytestmark = [pytest.mark.xdist_group("backpressure"), pytest.mark.timeout(300)]
+
+PENDING_BYTES = 1024 * 1024  # the default of REST_LIVE_MAX_PENDING_BYTES
+MAX_CONNECTIONS = 10
+SETTINGS = f"""
+from config.settings import *  # noqa: F403
+
+REST_LIVE_MAX_CONNECTIONS = {MAX_CONNECTIONS}
+"""
+TODOS = 1000
+ROUNDS = 30  # broadcasts of every todo: about 12 MB for each socket, far past any buffer
+SLOW_SOCKETS = 5
+
+SEED = f"""
+from todos.models import Todo
+Todo.objects.bulk_create(Todo(title=f"{{n:04}} " + "x" * 190) for n in range({TODOS}))
+"""
+STREAM = f"""
+from rest_live import broadcast
+from todos.models import Todo
+for _ in range({ROUNDS}):
+    broadcast(Todo.objects.all())
+"""
+CLOSING_SLOW = re.compile(r"closing a socket that fell more than \d+ bytes behind")
+
+
+@pytest.fixture(scope="module")
+def limited_project(bake, baked_venv, tmp_path_factory):
+    """A private bake of the defaults with low limits, migrated and seeded."""
+    combo = BY_NAME["defaults"]
+    path = bake(combo, fresh=True)
+    (path / "limited_settings.py").write_text(SETTINGS)
+    database = tmp_path_factory.mktemp("backpressure") / "db.sqlite3"
+    env = {
+        "DATABASE_URL": f"sqlite:///{database}",
+        "REDIS_URL": "",
+        **PRODUCTION_ENV,
+        "DJANGO_SETTINGS_MODULE": "limited_settings",
+    }
+    project = BakedProject(path=path, combo=combo, venv=baked_venv, env=env)
+    project.manage("migrate", "--noinput")
+    project.manage("shell", "-c", SEED)
+    return project
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+async def slow_socket(app: AppServer):
+    """A client that subscribes, then stops reading: a small receive buffer, and no recv().
+
+    It asks for no compression, which would shrink these repetitive frames tenfold on Uvicorn
+    and take longer to fill the buffers."""
+    raw = socket.create_connection(("127.0.0.1", app.port))
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+    connection = await connect(
+        app.ws_url + "/ws/subscribe/",
+        sock=raw,
+        origin=app.http_url,
+        max_queue=1,
+        compression=None,
+    )
+    live = LiveSocket(connection, app)
+    await live.subscribe()
+    return connection
+
+
+async def read_until_closed(connection, timeout: float) -> int | None:
+    """Read everything the server sent; the close code it ended with (None: still open)."""
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            await asyncio.wait_for(connection.recv(), max(0.01, deadline - time.monotonic()))
+    except ConnectionClosed:
+        return connection.close_code
+    except TimeoutError:
+        return None
+
+
+@pytest.mark.parametrize("server", ["daphne", "uvicorn"])
+def test_sockets_that_stop_reading_are_closed_with_4029_within_a_bounded_memory(
+    server, limited_project, tmp_path
+):
+    project = limited_project
+
+    async def scenario(app: AppServer):
+        fast = await LiveSocket.open(app)
+        await fast.subscribe()
+        slow = [await slow_socket(app) for _ in range(SLOW_SOCKETS)]
+        baseline = rss_bytes(app.process.pid)
+        peak = baseline
+
+        async def watch_memory():
+            nonlocal peak
+            while True:
+                peak = max(peak, rss_bytes(app.process.pid))
+                await asyncio.sleep(0.05)
+
+        watcher = asyncio.create_task(watch_memory())
+        stream = asyncio.create_task(asyncio.to_thread(project.manage, "shell", "-c", STREAM))
+        # The reading client gets every frame, each round in the list's order.
+        titles = []
+        while len(titles) < ROUNDS * TODOS:
+            message = await fast.receive(timeout=60)
+            titles.append(message["instance"]["title"][:4])
+        assert titles == [f"{n:04}" for n in range(TODOS)] * ROUNDS
+        await stream
+        watcher.cancel()
+
+        closing = len(CLOSING_SLOW.findall(app.log()))
+        assert closing == SLOW_SOCKETS, app.log()
+        # Each slow socket cost at most its backlog, plus what the server's transport buffers
+        # beyond the kernel (Twisted's 64 KiB before it pauses; websockets' high-water mark),
+        # plus the evaluation of a round of 1,000 todos.
+        bound = SLOW_SOCKETS * (PENDING_BYTES + 256 * 1024) + 40 * 1024 * 1024
+        assert peak - baseline < bound, f"RSS grew {(peak - baseline) >> 20} MiB"
+        # Once they read again, they learn why they were cut off.
+        codes = await asyncio.gather(*(read_until_closed(c, 30) for c in slow))
+        assert codes == [4029] * SLOW_SOCKETS
+        await fast.close()
+
+    with served(project.path, project.venv, project.env, server, tmp_path) as app:
+        asyncio.run(scenario(app))
+
+
+@pytest.mark.parametrize("server", ["daphne", "uvicorn"])
+def test_sockets_over_the_process_limit_are_closed_with_4013(server, limited_project, tmp_path):
+    project = limited_project
+
+    async def scenario(app: AppServer):
+        admitted = [await LiveSocket.open(app) for _ in range(MAX_CONNECTIONS)]
+        for live in admitted:
+            await live.subscribe()
+        surplus = await connect(app.ws_url + "/ws/subscribe/", origin=app.http_url)
+        assert await read_until_closed(surplus, 10) == 4013
+        await admitted.pop().close()
+        # The server counts the closed one out when it hears of it: poll, with a deadline.
+        deadline = time.monotonic() + 10
+        while True:
+            again = await connect(app.ws_url + "/ws/subscribe/", origin=app.http_url)
+            await again.send(json.dumps({"type": "unsubscribe", "id": "probe"}))
+            try:
+                reply = json.loads(await asyncio.wait_for(again.recv(), 5))
+                assert reply["code"] == 404
+                break
+            except ConnectionClosed:
+                assert again.close_code == 4013
+                assert time.monotonic() < deadline, "the freed place never came back"
+                await asyncio.sleep(0.05)
+        await again.close()
+        for live in admitted:
+            await live.close()
+
+    with served(project.path, project.venv, project.env, server, tmp_path) as app:
+        asyncio.run(scenario(app))
