@@ -13,6 +13,7 @@ import asyncio
 import json
 import re
 import socket
+import struct
 import time
 from pathlib import Path
 
@@ -34,7 +35,9 @@ from config.settings import *  # noqa: F403
 REST_LIVE_MAX_CONNECTIONS = {MAX_CONNECTIONS}
 """
 TODOS = 1000
-ROUNDS = 30  # broadcasts of every todo: about 12 MB for each socket, far past any buffer
+# Broadcasts of every todo, a quarter of a second apart: about 8 MB for each socket, past what
+# the kernel and the server buffer plus the cap, at a pace a reading client keeps up with.
+ROUNDS = 20
 SLOW_SOCKETS = 5
 
 SEED = f"""
@@ -42,10 +45,12 @@ from todos.models import Todo
 Todo.objects.bulk_create(Todo(title=f"{{n:04}} " + "x" * 190) for n in range({TODOS}))
 """
 STREAM = f"""
+import time
 from rest_live import broadcast
 from todos.models import Todo
 for _ in range({ROUNDS}):
     broadcast(Todo.objects.all())
+    time.sleep(0.25)
 """
 CLOSING_SLOW = re.compile(r"closing a socket that fell more than \d+ bytes behind")
 
@@ -180,6 +185,42 @@ def test_sockets_over_the_process_limit_are_closed_with_4013(server, limited_pro
         await again.close()
         for live in admitted:
             await live.close()
+
+    with served(project.path, project.venv, project.env, server, tmp_path) as app:
+        asyncio.run(scenario(app))
+
+
+@pytest.mark.parametrize("server", ["daphne", "uvicorn"])
+def test_sockets_that_go_away_mid_stream_cost_no_exception(server, limited_project, tmp_path):
+    """One client closes and another resets its connection while frames stream to them; the
+    server drops what was pending for them without an exception in its log (`served` checks)."""
+    project = limited_project
+
+    async def scenario(app: AppServer):
+        watcher = await LiveSocket.open(app)
+        await watcher.subscribe()
+        leaving = [await LiveSocket.open(app) for _ in range(2)]
+        for live in leaving:
+            await live.subscribe()
+
+        async def watch():
+            for _ in range(ROUNDS * TODOS):
+                await watcher.receive(timeout=60)
+
+        watching = asyncio.create_task(watch())  # reads all along, so it never falls behind
+        stream = asyncio.create_task(asyncio.to_thread(project.manage, "shell", "-c", STREAM))
+        for live in leaving:
+            await live.receive(timeout=60)  # the stream has reached them
+        # One closes (its close handshake waits behind what the server buffered for it)...
+        closing = asyncio.create_task(leaving[0].close())
+        # ...and one resets its connection: no close frame.
+        raw = leaving[1].connection.transport.get_extra_info("socket")
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        leaving[1].connection.transport.abort()
+        await watching
+        await stream
+        await closing
+        await watcher.close()
 
     with served(project.path, project.venv, project.env, server, tmp_path) as app:
         asyncio.run(scenario(app))

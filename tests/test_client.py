@@ -141,7 +141,7 @@ def test_the_client_handles_the_protocol(page):
 # docs/protocol.md, "Close codes": after these the same connection would be refused again...
 FINAL_CODES = [1009, 4001, 4003, 4009]
 # ...and after these (and any other) the client reconnects and subscribes again with a snapshot.
-RECONNECT_CODES = [1000, 1001, 1006, 1011, 1012, 4008, 4999]
+RECONNECT_CODES = [1000, 1001, 1006, 1011, 1012, 4008, 4029, 4999]
 
 CLOSE_SCRIPT = """
 async (code) => {
@@ -149,7 +149,7 @@ async (code) => {
   const sockets = [];
   class ScriptedSocket {
     constructor(url, protocols) {
-      Object.assign(this, { sent: [], readyState: 0 });
+      Object.assign(this, { sent: [], readyState: 0, created: Date.now() });
       sockets.push(this);
     }
     send(text) { this.sent.push(JSON.parse(text)); }
@@ -158,16 +158,18 @@ async (code) => {
     drop(code) { this.readyState = 3; this.onclose({ code, reason: "" }); }
   }
   const statuses = [], errors = [];
-  const live = new LiveClient("/ws/", { WebSocket: ScriptedSocket, minDelay: 1, maxDelay: 4 });
+  const live = new LiveClient("/ws/", { WebSocket: ScriptedSocket, minDelay: 1, maxDelay: 40 });
   live.on("status", (status) => statuses.push(status));
   live.on("error", (error) => errors.push(error));
   live.subscribe({ model: "todos.Todo", action: "list" }, () => {});
   sockets[0].open();
+  const dropped = Date.now();
   sockets[0].drop(code);
   // Far longer than maxDelay: a reconnect, had one been scheduled, has happened by then.
   await new Promise((resolve) => setTimeout(resolve, 100));
+  const waited = sockets.length > 1 ? sockets[1].created - dropped : null;
   if (sockets.length > 1) sockets[1].open();
-  return { statuses, errors, sockets: sockets.length, resent: sockets[1]?.sent ?? [] };
+  return { statuses, errors, waited, sockets: sockets.length, resent: sockets[1]?.sent ?? [] };
 }
 """
 
@@ -264,3 +266,15 @@ def test_the_client_resyncs_after_a_reset_and_retries_a_failed_subscribe(page):
     ]  # fmt: skip
     # A refusal still ends it.
     assert result["refused"] == [{"id": 2, "code": 404, "message": "gone"}]
+
+
+def test_the_client_backs_off_when_the_server_is_full(page):
+    result = page.evaluate(CLOSE_SCRIPT, 4013)
+    assert result["sockets"] == 2
+    assert result["errors"] == [
+        {"id": None, "code": 4013, "message": "The server is full.", "retrying": True}
+    ]
+    # The delay of a fifth failure in a row (half to all of min(40, 1 * 2**5) ms), where any
+    # other close waits for the first one's (half to all of 1 ms).
+    assert 16 <= result["waited"] <= 60, result["waited"]
+    assert result["resent"][0]["snapshot"] is True
