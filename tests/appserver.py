@@ -82,8 +82,10 @@ class AppServer:
         log_dir: Path,
         module: str = "config.asgi:application",
         ready_path: str = "/api/",
+        options: tuple[str, ...] = (),
     ) -> None:
         self.project_dir, self.venv, self.server, self.module = project_dir, venv, server, module
+        self.options = options  # more command-line options for the server
         self.env = env if server == "runserver" else {**PRODUCTION_ENV, **env}
         self.ready_path = ready_path
         self.port = free_port()
@@ -107,7 +109,7 @@ class AppServer:
     def start(self) -> None:
         if self.running:
             return
-        argv = server_command(self.server, self.port, self.module)
+        argv = [*server_command(self.server, self.port, self.module), *self.options]
         argv[0] = str(self.venv / "bin" / argv[0])
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(

@@ -224,3 +224,51 @@ def test_sockets_that_go_away_mid_stream_cost_no_exception(server, limited_proje
 
     with served(project.path, project.venv, project.env, server, tmp_path) as app:
         asyncio.run(scenario(app))
+
+
+# A ping every second, and a socket that has not answered for two dropped; a stream of a few
+# seconds that the kernel's buffers hold, so the socket is dropped by the ping timeout mid-way.
+PING_ROUNDS, PING_TODOS = 10, 100
+PING_STREAM = f"""
+import time
+from rest_live import broadcast
+from todos.models import Todo
+for _ in range({PING_ROUNDS}):
+    broadcast(Todo, list(Todo.objects.order_by("pk").values_list("pk", flat=True)[:{PING_TODOS}]))
+    time.sleep(0.5)
+"""
+QUICK_PINGS = {
+    "daphne": ("--ping-interval", "1", "--ping-timeout", "2"),
+    "uvicorn": ("--ws-ping-interval", "1", "--ws-ping-timeout", "2"),
+}
+
+
+@pytest.mark.parametrize("server", ["daphne", "uvicorn"])
+def test_a_socket_dropped_at_its_ping_timeout_costs_no_exception(server, limited_project, tmp_path):
+    """A client that stops reading, and so stops answering pings, is dropped by the server's
+    ping timeout while frames are on their way to it; its pending frames go without an
+    exception in the log (`served` checks), and the reading client beside it is unaffected."""
+    project = limited_project
+
+    async def scenario(app: AppServer):
+        watcher = await LiveSocket.open(app)
+        await watcher.subscribe()
+        silent = await slow_socket(app)
+
+        async def watch():
+            for _ in range(PING_ROUNDS * PING_TODOS):
+                await watcher.receive(timeout=60)
+
+        watching = asyncio.create_task(watch())
+        stream = asyncio.create_task(asyncio.to_thread(project.manage, "shell", "-c", PING_STREAM))
+        await watching
+        await stream
+        # Too little to fill its buffers (no 4029): the ping timeout dropped it, without a code
+        # from rest_live (Daphne aborts the connection; Uvicorn closes with 1011).
+        assert await read_until_closed(silent, 30) in (1006, 1011)
+        assert not CLOSING_SLOW.search(app.log())
+        await watcher.close()
+
+    options = QUICK_PINGS[server]
+    with served(project.path, project.venv, project.env, server, tmp_path, options=options) as app:
+        asyncio.run(scenario(app))
