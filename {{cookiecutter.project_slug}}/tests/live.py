@@ -54,16 +54,7 @@ class LiveTestCase(TransactionTestCase):
     async def subscribe(self, socket, model, action="list", **fields):
         """Subscribe and return the subscription id, once the server says it is live (ack)."""
         request_id = fields.pop("id", None) or next(self._request_ids)
-        await socket.send_json_to(
-            {
-                "type": "subscribe",
-                "id": request_id,
-                "model": model,
-                "action": action,
-                "ack": True,
-                **fields,
-            }
-        )
+        await socket.send_json_to(_subscribe(request_id, model, action, ack=True, **fields))
         await self._acknowledged(socket, "subscribed", request_id)
         return request_id
 
@@ -73,16 +64,7 @@ class LiveTestCase(TransactionTestCase):
         The snapshot is the first reply, so its arrival also proves the subscription is set up.
         """
         request_id = fields.pop("id", None) or next(self._request_ids)
-        await socket.send_json_to(
-            {
-                "type": "subscribe",
-                "id": request_id,
-                "model": model,
-                "action": action,
-                "snapshot": True,
-                **fields,
-            }
-        )
+        await socket.send_json_to(_subscribe(request_id, model, action, snapshot=True, **fields))
         message = await self.receive(socket)
         if message.get("type") != "snapshot" or message.get("id") != request_id:
             self.fail(f"expected the snapshot of subscription {request_id!r}, got {message}")
@@ -136,16 +118,7 @@ class LiveTestCase(TransactionTestCase):
         Frames still on their way for it are skipped, as the protocol says to.
         """
         await socket.send_json_to({"type": "unsubscribe", "id": request_id})
-        await socket.send_json_to(
-            {
-                "type": "subscribe",
-                "id": request_id,
-                "model": model,
-                "action": action,
-                "snapshot": True,
-                **fields,
-            }
-        )
+        await socket.send_json_to(_subscribe(request_id, model, action, snapshot=True, **fields))
         while True:
             message = await self.receive(socket)
             if message.get("id") == request_id and message.get("type") != "broadcast":
@@ -178,3 +151,7 @@ class LiveTestCase(TransactionTestCase):
     async def db(function, *args, **kwargs):
         """Run ORM code from an async test."""
         return await database_sync_to_async(function)(*args, **kwargs)
+
+
+def _subscribe(request_id, model, action, **fields):
+    return {"type": "subscribe", "id": request_id, "model": model, "action": action, **fields}

@@ -2,19 +2,12 @@
 
 import asyncio
 
-from channels.auth import AuthMiddlewareStack
-from channels.routing import URLRouter
-from django.contrib.auth.models import Group
 from django.test import SimpleTestCase, override_settings
-from django.urls import path
-from rest_framework import viewsets
 
 from rest_live import capacity
-from rest_live.mixins import RealtimeMixin
 from rest_live.protocol import CLOSE_AT_CAPACITY, CLOSE_TOO_SLOW
-from rest_live.routers import RealtimeRouter
 from rest_live.writer import SocketWriter
-from tests.groups import GroupSerializer
+from tests.groups import served_at
 from tests.live import LiveTestCase
 
 
@@ -136,18 +129,8 @@ class SocketWriterTests(SimpleTestCase):
         self.run_with(scenario)
 
 
-class GroupViewSet(RealtimeMixin, viewsets.ReadOnlyModelViewSet):
-    queryset = Group.objects.all()
-    serializer_class = GroupSerializer
-    permission_classes = []
-
-
-router = RealtimeRouter()
-router.register(GroupViewSet)
-
-
 class ConnectionLimitTests(LiveTestCase):
-    application = AuthMiddlewareStack(URLRouter([path("ws/", router.as_consumer().as_asgi())]))
+    application = served_at("ws/")
     path = "/ws/"
 
     @override_settings(REST_LIVE_MAX_CONNECTIONS=2)

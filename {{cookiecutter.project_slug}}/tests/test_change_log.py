@@ -4,34 +4,17 @@ channel layer loses its broadcast, exactly once, and a write never fails because
 import asyncio
 from datetime import timedelta
 
-from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 from channels.layers import InMemoryChannelLayer
-from channels.routing import URLRouter
 from django.contrib.auth.models import Group
 from django.db import connection, transaction
 from django.test import TransactionTestCase, override_settings
-from django.urls import path
 from django.utils import timezone
-from rest_framework import viewsets
 
 from rest_live.feed import ChangeFeed
-from rest_live.mixins import RealtimeMixin
 from rest_live.models import Change
-from rest_live.routers import RealtimeRouter
-from tests.groups import GroupSerializer
+from tests.groups import served_at
 from tests.live import LiveTestCase
-
-
-class GroupViewSet(RealtimeMixin, viewsets.ReadOnlyModelViewSet):
-    queryset = Group.objects.all()
-    serializer_class = GroupSerializer
-    permission_classes = []
-
-
-router = RealtimeRouter()
-router.register(GroupViewSet)
-application = AuthMiddlewareStack(URLRouter([path("ws/", router.as_consumer().as_asgi())]))
 
 
 class LosingLayer(InMemoryChannelLayer):
@@ -47,7 +30,7 @@ LOSING_LAYER = {"default": {"BACKEND": "tests.test_change_log.LosingLayer"}}
 
 @override_settings(**QUICK_FEED)
 class FeedDeliveryTests(LiveTestCase):
-    application = application
+    application = served_at("ws/")
     path = "/ws/"
 
     @override_settings(CHANNEL_LAYERS=LOSING_LAYER)

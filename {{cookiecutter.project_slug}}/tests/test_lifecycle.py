@@ -7,27 +7,11 @@ than through LiveTestCase.subscribe, which asks for one.
 
 from unittest import mock
 
-from channels.auth import AuthMiddlewareStack
-from channels.routing import URLRouter
 from django.contrib.auth.models import Group
-from django.urls import path
-from rest_framework import viewsets
 
-from rest_live.mixins import RealtimeMixin
-from rest_live.routers import RealtimeRouter
 from rest_live.subscriber import Subscriber
-from tests.groups import GroupSerializer
+from tests.groups import served_at
 from tests.live import LiveTestCase
-
-
-class GroupViewSet(RealtimeMixin, viewsets.ReadOnlyModelViewSet):
-    queryset = Group.objects.all()
-    serializer_class = GroupSerializer
-    permission_classes = []
-
-
-router = RealtimeRouter()
-router.register(GroupViewSet)
 
 
 def subscribe_frame(request_id, **fields):
@@ -41,7 +25,7 @@ def subscribe_frame(request_id, **fields):
 
 
 class AcknowledgementTests(LiveTestCase):
-    application = AuthMiddlewareStack(URLRouter([path("ws/", router.as_consumer().as_asgi())]))
+    application = served_at("ws/")
     path = "/ws/"
 
     async def test_an_acked_subscribe_is_live_once_subscribed_arrives(self):

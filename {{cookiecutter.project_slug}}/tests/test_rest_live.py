@@ -12,14 +12,8 @@ from rest_framework import viewsets
 from rest_live.apps import RestLiveConfig, check_settings
 from rest_live.mixins import RealtimeMixin
 from rest_live.routers import RealtimeRouter
-from tests.groups import GroupSerializer
+from tests.groups import GroupSerializer, GroupViewSet
 from tests.live import LiveTestCase
-
-
-class GroupViewSet(RealtimeMixin, viewsets.ReadOnlyModelViewSet):
-    queryset = Group.objects.all()
-    serializer_class = GroupSerializer
-    permission_classes = []
 
 
 class GroupsByNameViewSet(RealtimeMixin, viewsets.ReadOnlyModelViewSet):
