@@ -74,13 +74,24 @@ def _record(model, pks, using, created):
         # write's own transaction goes on unharmed.
         with transaction.atomic(using=using):
             return log.create(model=model._meta.label, pks=pks, created=created).pk
-    except DatabaseError:
-        logger.exception(
-            "rest_live could not write a change to %s to the change log; it is broadcast, but "
-            "not recovered if the broadcast is lost. Has `manage.py migrate` run?",
-            model._meta.label,
-        )
+    except DatabaseError as error:
+        _log_unrecorded(model, error)
         return uuid.uuid4().hex
+
+
+_unrecorded = set()  # models whose changes the log could not take, already logged once
+
+
+def _log_unrecorded(model, error):
+    level = logging.DEBUG if model._meta.label in _unrecorded else logging.ERROR
+    _unrecorded.add(model._meta.label)
+    logger.log(
+        level,
+        "rest_live could not write a change to %s to the change log (%s); it is broadcast, but "
+        "not recovered if the broadcast is lost. Has `manage.py migrate` run?",
+        model._meta.label,
+        error,
+    )
 
 
 class _Outage:
