@@ -104,13 +104,19 @@ def create_over_rest(server: AppServer, token: str, title: str) -> None:
         assert response.status == 201
 
 
-OUTAGE_WRITES = """
+def mixed_writes(title: str, creates: int) -> str:
+    """Shell code that creates `creates` todos titled `title` and a number, ticks the first and
+    deletes the second: every kind of change."""
+    return f"""
 from todos.models import Todo
-made = [Todo.objects.create(title=f"during the outage {n}") for n in range(10)]
+made = [Todo.objects.create(title=f"{title} {{n}}") for n in range({creates})]
 made[0].done = True
 made[0].save()
 made[1].delete()
 """
+
+
+OUTAGE_WRITES = mixed_writes("during the outage", 10)
 
 
 @pytest.mark.parametrize("combo", CLUSTER_COMBOS)
@@ -165,13 +171,7 @@ async def until(condition, timeout: float, what: str) -> None:
         await asyncio.sleep(0.05)
 
 
-WHILE_A_WAS_DOWN = """
-from todos.models import Todo
-made = [Todo.objects.create(title=f"while A was down {n}") for n in range(5)]
-made[0].done = True
-made[0].save()
-made[1].delete()
-"""
+WHILE_A_WAS_DOWN = mixed_writes("while A was down", 5)
 
 
 @pytest.mark.parametrize("combo", CLUSTER_COMBOS)

@@ -62,6 +62,7 @@ def _announce(model, pks, using, created=False):
 def _record(model, pks, using, created):
     """Write the change to the log, in the write's transaction; its id, or a random one if the log
     cannot take it (then only the layer carries it)."""
+    # Imported here: this module loads with the app (rest_live/__init__.py), before models can.
     from rest_live.models import Change
 
     if using != router.db_for_write(Change):
