@@ -13,8 +13,7 @@ from django.http import Http404
 from rest_framework import exceptions
 
 from rest_live import capacity, conf, protocol, subscriptions
-from rest_live.broadcasting import group_name
-from rest_live.feed import RecentIds, feed
+from rest_live.hub import hub
 from rest_live.limits import MessageRate
 from rest_live.protocol import ProtocolError, Subscribe
 from rest_live.subscriber import Subscriber
@@ -28,7 +27,7 @@ class Held(NamedTuple):
 
     label: str  # the model's label
     live: subscriptions.LiveSubscription
-    group: str
+    model: type
     after: int  # outcomes of evaluations up to this one are older than its snapshot
     snapshot: bool  # it started from a snapshot, so the socket holds what that showed
 
@@ -37,42 +36,67 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
     """Serves the views of `router`; `RealtimeRouter.as_consumer()` makes one per router."""
 
     router = None
+    # Changes reach the socket from its process's hub (hub.py), which holds the one layer channel
+    # of the process: the socket needs none of its own.
+    channel_layer_alias = None
 
     async def __call__(self, scope, receive, send):
         # Everything sent goes through a writer that bounds what a slow socket holds (writer.py).
         self._writer = SocketWriter(send, conf.setting("MAX_PENDING_BYTES"))
         self._turn = asyncio.Lock()
+        self._waiting = 0  # messages waiting for their turn
         try:
             await super().__call__(scope, receive, self._writer.send)
         finally:
             self._writer.stop()
 
     async def dispatch(self, message):
-        """Channels' dispatch, one message at a time, whether it came from the client, the channel
-        layer or the feed. Unlike Channels' own, it does not close stale database connections
-        before every message: that is a hop to the database thread per socket per change, the
-        costliest step of a broadcast, and every query here runs in `database_sync_to_async`,
-        which closes them itself."""
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"No handler for message type {message['type']}")
-        async with self._turn:
-            await handler(message)
+        """Channels' dispatch, one message at a time, in the order they arrive. Unlike Channels'
+        own, it does not close stale database connections before every message: every query here
+        runs in `database_sync_to_async`, which closes them itself."""
+        self._waiting += 1
+        await self._in_turn(message)
 
-    def deliver(self, message):
-        """Hand this consumer a change message from the feed (feed.py), without the layer."""
-        asyncio.ensure_future(self._delivered(message))
-
-    async def _delivered(self, message):
+    async def _in_turn(self, message):
+        """Handle `message` when the socket's turn comes; its caller counted it in `_waiting`."""
         try:
-            await self.dispatch(message)
+            await self._turn.acquire()
+        finally:
+            self._waiting -= 1
+        try:
+            handler = getattr(self, get_handler_name(message), None)
+            if handler is None:
+                raise ValueError(f"No handler for message type {message['type']}")
+            await handler(message)
+        finally:
+            self._turn.release()
+
+    def begin_change(self, message):
+        """The hub's first call for a change: start evaluating it for this socket's subscriptions,
+        so that all of them, on every socket, are under way before any is awaited."""
+        for held in self._subscriptions.values():
+            if held.label == message["model"]:
+                held.live.begin(message["change"], message["pks"])
+
+    async def take_change(self, message):
+        """The hub's second call: handle the change now, or, if the socket is busy, after what
+        it is doing, without holding up the hub's other sockets."""
+        if self._turn.locked() or self._waiting:
+            self._waiting += 1
+            asyncio.ensure_future(self._take_later(message))
+            return
+        async with self._turn:
+            await self.rest_live_change(message)
+
+    async def _take_later(self, message):
+        try:
+            await self._in_turn(message)
         except Exception:
-            logger.exception("rest_live could not handle a change from the change log")
+            logger.exception("rest_live could not handle a change")
 
     async def connect(self):
         self._subscriptions = {}  # client's id -> Held
-        self._groups = Counter()  # group -> subscriptions on this socket that need it
-        self._changes = RecentIds()  # changes handled, so the feed's copy of one is dropped
+        self._watching = Counter()  # model -> subscriptions on this socket to it
         self._rate = MessageRate(conf.setting("MESSAGE_BURST"), conf.setting("MESSAGES_PER_SECOND"))
         user = self.scope.get("user")
         self._admitted = capacity.admit(user)
@@ -142,19 +166,18 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
                 f"{' or '.join(map(repr, actions))}.",
                 request.id,
             )
-        group = group_name(model)
-        # Join first: changes committed from here on reach this socket, and it handles them only
+        # Watch first: changes committed from here on reach this socket, and it handles them only
         # after this subscription is set up, so none falls between reading state and listening.
-        await self._join(group)
+        await self._watch(model)
         try:
             subscriber = Subscriber(view_class, model, request, self.scope)
             live, snapshot = await self._start(subscriber, request)
         except BaseException:
-            await self._leave(group)
+            await self._unwatch(model)
             raise
         label = model._meta.label
         after = snapshot.after if snapshot else 0
-        self._subscriptions[request.id] = Held(label, live, group, after, snapshot is not None)
+        self._subscriptions[request.id] = Held(label, live, model, after, snapshot is not None)
         if snapshot is not None:
             # Sent before this handler returns, so before any broadcast this socket handles next.
             await self.send(
@@ -175,9 +198,8 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
 
     async def rest_live_change(self, message):
         """A committed change from broadcasting.py: send each subscription what it means to it."""
-        if not self._changes.add(message["change"]) or self._writer.closing:
-            return  # the layer and the feed both brought it, or the socket is closing
-        feed().handled(message["change"])
+        if self._writer.closing:
+            return
         for request_id, held in list(self._subscriptions.items()):
             if held.label != message["model"]:
                 continue
@@ -232,20 +254,18 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
     async def _drop(self, request_id):
         held = self._subscriptions.pop(request_id)
         subscriptions.release(held.live)
-        await self._leave(held.group)
+        await self._unwatch(held.model)
 
-    async def _join(self, group):
-        if not self._groups[group]:
-            feed().join(group, self)
-            await self.channel_layer.group_add(group, self.channel_name)
-        self._groups[group] += 1
+    async def _watch(self, model):
+        if not self._watching[model]:
+            await hub().join(model, self)
+        self._watching[model] += 1
 
-    async def _leave(self, group):
-        self._groups[group] -= 1
-        if not self._groups[group]:
-            del self._groups[group]
-            feed().leave(group, self)
-            await self.channel_layer.group_discard(group, self.channel_name)
+    async def _unwatch(self, model):
+        self._watching[model] -= 1
+        if not self._watching[model]:
+            del self._watching[model]
+            await hub().leave(model, self)
 
 
 def _log_failure(doing, key, error):

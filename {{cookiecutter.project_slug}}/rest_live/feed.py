@@ -4,19 +4,17 @@ The channel layer is the fast path: a writer publishes each change after its com
 milliseconds. It can lose one: the layer was down, the writer was killed between its commit and
 its publish, or (with the in-memory layer) the writer was another process. The log cannot: its row
 is written in the transaction of the write. So every `REST_LIVE_CHANGE_POLL_SECONDS` the feed reads
-the changes logged since its last read and hands each one that no socket of this process has
-handled yet to this process's sockets, straight to their consumers, without the layer.
+the changes logged since its last read and hands each one the layer has not brought to this
+process's hub (hub.py), which gives it to the sockets as it gives them the layer's.
 
 Change ids are handed out when rows are written, not when they commit, so a row with a lower id
 can appear after a higher one. The feed keeps reading from below such a gap until the row
 appears, or for `_GAP_SECONDS` (a transaction open longer than that, or one that rolled back).
 """
 
-import asyncio
 import logging
 import time
-import weakref
-from collections import OrderedDict, defaultdict
+from collections import OrderedDict
 from datetime import timedelta
 
 from channels.db import database_sync_to_async
@@ -32,8 +30,6 @@ logger = logging.getLogger(__name__)
 _GAP_SECONDS = 60.0
 _BATCH = 500  # changes read at most per poll; a longer backlog takes several polls
 _PRUNE_EVERY = 60.0  # seconds between deletions of rows older than the log keeps
-
-_by_loop = weakref.WeakKeyDictionary()  # event loop -> ChangeFeed
 
 
 class RecentIds:
@@ -57,30 +53,17 @@ class RecentIds:
 
 
 class ChangeFeed:
-    """The change log as this process reads it, and the consumers it delivers to."""
+    """The change log as one process reads it; the hub (hub.py) polls it and fans out what it reads.
 
-    def __init__(self):
-        self._consumers = defaultdict(set)  # group -> consumers of this process in it
-        self._reset()
+    `deliver` is a coroutine function that takes one change message.
+    """
 
-    def _reset(self):
+    def __init__(self, deliver):
+        self._deliver = deliver
         self._newest = None  # the highest change id read so far
         self._handled = set()  # ids above it that the layer already brought here
         self._gaps = {}  # ids below it that have not appeared yet -> when first missed
-        self._task = None
         self._pruned = 0.0
-
-    def join(self, group, consumer):
-        self._consumers[group].add(consumer)
-        if self._task is None:
-            self._task = asyncio.ensure_future(self._run())
-
-    def leave(self, group, consumer):
-        members = self._consumers.get(group)
-        if members is not None:
-            members.discard(consumer)
-            if not members:
-                del self._consumers[group]
 
     def handled(self, change_id):
         """The layer brought `change_id` to this process: the feed need not deliver it."""
@@ -91,21 +74,8 @@ class ChangeFeed:
         else:
             self._gaps.pop(change_id, None)
 
-    async def _run(self):
-        # Until a poll finds no socket left to deliver to; the next socket starts it afresh.
-        while self._consumers:
-            try:
-                await self.poll()
-            except DatabaseError as error:
-                # The database is unreachable, or restarting: try again at the next poll.
-                logger.warning("rest_live could not read the change log: %s", error)
-            except Exception:
-                logger.exception("rest_live could not read the change log")
-            await asyncio.sleep(conf.setting("CHANGE_POLL_SECONDS"))
-        self._reset()
-
     async def poll(self):
-        """Deliver every change logged since the last poll that no socket here has handled."""
+        """Deliver every change logged since the last poll that the layer has not brought."""
         if self._newest is None:
             # Sockets take their state from the database when they subscribe: only changes
             # after that can be missing.
@@ -125,28 +95,13 @@ class ChangeFeed:
                     continue
             else:
                 continue  # a gap the layer filled while we read
-            message = change_message(label, pks, change_id, created)
-            for consumer in list(self._consumers.get(_group(label), ())):
-                consumer.deliver(message)
+            await self._deliver(change_message(label, pks, change_id, created))
         for missing, since in list(self._gaps.items()):
             if now - since >= _GAP_SECONDS:
                 del self._gaps[missing]  # rolled back, or open for too long: given up
         if now - self._pruned > _PRUNE_EVERY:
             self._pruned = now
             await database_sync_to_async(_prune)()
-
-
-def feed():
-    """The feed of the running event loop (one per server process)."""
-    loop = asyncio.get_running_loop()
-    found = _by_loop.get(loop)
-    if found is None:
-        found = _by_loop[loop] = ChangeFeed()
-    return found
-
-
-def _group(label):
-    return f"rest_live.{label.lower()}"
 
 
 def _newest_id():

@@ -63,6 +63,15 @@ class LiveSubscription:
         A holder whose snapshot was taken after evaluation number `after` gets nothing from the
         evaluations up to it: its snapshot is newer than they are.
         """
+        entry = self.begin(change_id, pks)
+        entry[1] -= 1
+        if entry[1] <= 0:
+            self._outcomes.pop(change_id, None)
+        clock, events = await asyncio.shield(entry[0])
+        return events if clock > after else []
+
+    def begin(self, change_id, pks):
+        """Start evaluating a change, unless it is already: [task, holders yet to read it]."""
         entry = self._outcomes.get(change_id)
         if entry is None:
             # A task of its own, so a holder that disconnects mid-way cannot cancel it for the rest.
@@ -70,11 +79,7 @@ class LiveSubscription:
             entry = self._outcomes[change_id] = [task, self.holders]
             if len(self._outcomes) > _KEPT_OUTCOMES:
                 self._outcomes.popitem(last=False)
-        entry[1] -= 1
-        if entry[1] <= 0:
-            self._outcomes.pop(change_id, None)
-        clock, events = await asyncio.shield(entry[0])
-        return events if clock > after else []
+        return entry
 
     async def _evaluate(self, pks):
         evaluate = database_sync_to_async(self.subscriber.changes)

@@ -11,7 +11,9 @@ from django.db import connection, transaction
 from django.test import TransactionTestCase, override_settings
 from django.utils import timezone
 
+from rest_live.broadcasting import change_message
 from rest_live.feed import ChangeFeed
+from rest_live.hub import Hub
 from rest_live.models import Change
 from tests.groups import served_at
 from tests.live import LiveTestCase
@@ -65,11 +67,13 @@ class FeedDeliveryTests(LiveTestCase):
         await self.assertBroadcast(socket, "UPDATED", {"name": "after"})
 
 
-class RecordingConsumer:
+class Recorder:
+    """What the feed delivers to, in place of the hub."""
+
     def __init__(self):
         self.messages = []
 
-    def deliver(self, message):
+    async def __call__(self, message):
         self.messages.append(message)
 
 
@@ -86,8 +90,8 @@ class FeedReadingTests(TransactionTestCase):
         self.log(1)
 
         async def scenario():
-            feed, consumer = ChangeFeed(), RecordingConsumer()
-            feed._consumers["rest_live.auth.group"].add(consumer)
+            consumer = Recorder()
+            feed = ChangeFeed(consumer)
             await feed.poll()  # starts after the newest change: 1
             await database_sync_to_async(self.log)(2)
             await database_sync_to_async(self.log)(4)  # 3 is written but not committed yet
@@ -102,18 +106,6 @@ class FeedReadingTests(TransactionTestCase):
 
         asyncio.run(scenario())
 
-    def test_other_models_changes_go_to_no_one(self):
-        async def scenario():
-            feed, consumer = ChangeFeed(), RecordingConsumer()
-            feed._consumers["rest_live.auth.group"].add(consumer)
-            await feed.poll()
-            log = database_sync_to_async(Change.objects.create)
-            await log(id=10, model="auth.Permission", pks=[1])
-            await feed.poll()
-            self.assertEqual(consumer.messages, [])
-
-        asyncio.run(scenario())
-
     @override_settings(REST_LIVE_CHANGE_LOG_SECONDS=60)
     def test_old_changes_are_pruned(self):
         self.log(1)
@@ -121,13 +113,40 @@ class FeedReadingTests(TransactionTestCase):
         Change.objects.filter(id=1).update(recorded=timezone.now() - timedelta(seconds=61))
 
         async def scenario():
-            feed = ChangeFeed()
-            feed._consumers["rest_live.auth.group"].add(RecordingConsumer())
+            feed = ChangeFeed(Recorder())
             await feed.poll()
             await feed.poll()
 
         asyncio.run(scenario())
         self.assertEqual(list(Change.objects.values_list("id", flat=True)), [2])
+
+
+class Watcher:
+    """A consumer as the hub sees it, recording the changes it is handed."""
+
+    def __init__(self):
+        self.begun, self.taken = [], []
+
+    def begin_change(self, message):
+        self.begun.append(message["change"])
+
+    async def take_change(self, message):
+        self.taken.append(message["change"])
+
+
+class HubTests(TransactionTestCase):
+    def test_each_change_goes_once_to_the_sockets_watching_its_model(self):
+        async def scenario():
+            hub, watcher = Hub(layer=None), Watcher()
+            await hub.join(Group, watcher)
+            await hub.handle(change_message("auth.Permission", [1], 10, False))
+            await hub.handle(change_message("auth.Group", [1], 11, False))
+            await hub.handle(change_message("auth.Group", [1], 11, False))  # the log's copy
+            await hub.leave(Group, watcher)
+            await hub.handle(change_message("auth.Group", [1], 12, False))
+            self.assertEqual((watcher.begun, watcher.taken), ([11], [11]))
+
+        asyncio.run(scenario())
 
 
 class WriteTests(TransactionTestCase):
