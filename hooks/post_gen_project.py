@@ -3,6 +3,7 @@
 import secrets
 import shutil
 from pathlib import Path
+from typing import NamedTuple
 
 PROJECT = Path.cwd()
 
@@ -38,20 +39,72 @@ def remove_github_ci():
     remove(".github")
 
 
-def print_next_steps():
-    print(
-        "\n"
-        "Project written to {{ cookiecutter.project_slug }}/. Next:\n"
-        "\n"
-        "    cd {{ cookiecutter.project_slug }}\n"
-        "    python -m venv .venv && . .venv/bin/activate\n"
-        "    pip install -r requirements.txt\n"
-        "    python manage.py migrate\n"
-        "    python manage.py runserver\n"
-        "\n"
+def remove_compose_file():
+    # compose.yaml only starts the servers .env points at; with SQLite and the in-memory layer
+    # there are none.
+    remove("compose.yaml")
+
+
+class Service(NamedTuple):
+    """A server .env points at: a newcomer starts it first, or empties its variable."""
+
+    name: str
+    address: str
+    variable: str
+    instead: str  # what the project uses when the variable is empty
+
+
+def services():
+    chosen = []
+    if "{{ cookiecutter.database }}" == "postgresql":
+        chosen.append(
+            Service(
+                "PostgreSQL",
+                "127.0.0.1:5432 (user, password and database {{ cookiecutter.project_slug }})",
+                "DATABASE_URL",
+                "SQLite",
+            )
+        )
+    if "{{ cookiecutter.channel_layer }}" == "redis":
+        chosen.append(
+            Service("Redis", "127.0.0.1:6379", "REDIS_URL", "the in-memory channel layer")
+        )
+    return chosen
+
+
+def next_steps():
+    """The message printed after baking: the README's "Run it", for the options chosen."""
+    needed = services()
+    names = " and ".join(service.name for service in needed)
+    lines = [
+        "",
+        "Project written to {{ cookiecutter.project_slug }}/. Next:",
+        "",
+        "    cd {{ cookiecutter.project_slug }}",
+    ]
+    if needed:
+        lines.append(f"    docker compose up -d --wait       # {names}, as .env expects")
+    lines += [
+        "    python -m venv .venv && . .venv/bin/activate",
+        "    pip install -r requirements.txt",
+        "    python manage.py migrate",
+    ]
+    if "{{ cookiecutter.include_example_app }}" == "y":
+        lines.append("    python manage.py seed_demo        # a demo user, also for /admin/")
+    lines += ["    python manage.py runserver", ""]
+    if needed:
+        lines += [f"{service.name} is expected on {service.address}." for service in needed]
+        lines += [
+            f'No Docker? README.md, section "Start {names}", sets up your own; or empty',
+            f"{' and '.join(service.variable for service in needed)} in .env for "
+            f"{' and '.join(service.instead for service in needed)}.",
+            "",
+        ]
+    lines.append(
         "Settings live in .env (a fresh DJANGO_SECRET_KEY is already there); "
-        ".env.example documents each one.\n"
+        ".env.example documents each one."
     )
+    return "\n".join(lines) + "\n"
 
 
 def main():
@@ -60,7 +113,9 @@ def main():
         remove_example_app()
     if "{{ cookiecutter.ci }}" != "github":
         remove_github_ci()
-    print_next_steps()
+    if not services():
+        remove_compose_file()
+    print(next_steps())
 
 
 if __name__ == "__main__":

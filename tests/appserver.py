@@ -57,6 +57,8 @@ def server_command(server: str, port: int, module: str = "config.asgi:applicatio
             "--log-level",
             "warning",
             "--proxy-headers",
+            "--lifespan",
+            "off",
         ]
     return ["daphne", "--bind", LOOPBACK, "--port", str(port), "-v", "0", "--proxy-headers", module]
 

@@ -219,16 +219,25 @@ if not DEBUG:
     if env_bool("DJANGO_BEHIND_TLS_PROXY", False):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# One handler, on the root logger: the loggers below only set their level and pass records up to
+# it, so each line is printed once. "django" is named to drop the console handler Django gives it
+# before these settings apply: with that handler and root's both on it, `runserver` printed every
+# request line twice. Error emails to ADMINS with debug off stay as in Django's defaults.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"require_debug_false": {"()": "django.utils.log.RequireDebugFalse"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler"},
+        "mail_admins": {
+            "class": "django.utils.log.AdminEmailHandler",
+            "level": "ERROR",
+            "filters": ["require_debug_false"],
+        },
+    },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
-        "rest_live": {
-            "handlers": ["console"],
-            "level": env_str("REST_LIVE_LOG_LEVEL", "INFO"),
-            "propagate": False,
-        },
+        "django": {"handlers": ["mail_admins"], "level": "INFO"},
+        "rest_live": {"level": env_str("REST_LIVE_LOG_LEVEL", "INFO")},
     },
 }
