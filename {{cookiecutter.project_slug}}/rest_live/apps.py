@@ -32,6 +32,10 @@ class RestLiveConfig(AppConfig):
                     f"{type(router).__name__}, not a RealtimeRouter instance."
                 )
         checks.register(check_settings)
+        # A view left off every router answers REST and 404s every subscription; say so early.
+        from rest_live.checks import check_live_views_are_routed
+
+        checks.register(check_live_views_are_routed, checks.Tags.urls)
 
 
 def check_settings(app_configs, **kwargs):
