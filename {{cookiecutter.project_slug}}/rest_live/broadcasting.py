@@ -12,10 +12,11 @@ import logging
 import uuid
 from functools import partial
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import DatabaseError, models, router, transaction
 from django.db.models.signals import post_delete, post_save
+
+from rest_live.publisher import publish
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ _outage = _Outage()
 def _send(model, pks, change, created):
     message = change_message(model._meta.label, pks, change, created)
     try:
-        async_to_sync(get_channel_layer().group_send)(group_name(model), message)
+        publish(get_channel_layer(), group_name(model), message)
     except Exception as error:
         # The write is committed and stays so, and so is its row in the change log, from which the
         # servers' feeds deliver it.

@@ -12,7 +12,9 @@ import asyncio
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, replace
+from functools import partial
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.db import DatabaseError
 
@@ -21,6 +23,9 @@ from django.db import DatabaseError
 _KEPT_OUTCOMES = 256
 
 _by_loop = weakref.WeakKeyDictionary()  # event loop -> {key: LiveSubscription}
+
+# The thread `database_sync_to_async` runs in, where this process's live queries all run.
+_in_database_thread = partial(sync_to_async, thread_sensitive=True)
 
 
 @dataclass(frozen=True)
@@ -82,15 +87,18 @@ class LiveSubscription:
         return entry
 
     async def _evaluate(self, pks):
-        evaluate = database_sync_to_async(self.subscriber.changes)
         async with self._lock:
             try:
-                events = await evaluate(self._visible, pks)
+                # On the connection the database thread holds, not through
+                # `database_sync_to_async`: its check of the connection before each call (a
+                # round trip to the pool, and one to the server with health checks on) would
+                # cost more than the evaluation's own query.
+                events = await _in_database_thread(self.subscriber.changes)(self._visible, pks)
             except DatabaseError:
-                # The connection may be one the database dropped (a restart): the failed call
-                # closed it, so this one runs on a fresh connection. `changes` left the record
-                # untouched, so evaluating again is safe.
-                events = await evaluate(self._visible, pks)
+                # The connection may be one the database dropped (a restart): this call closes
+                # it first and runs on a fresh one. `changes` left the record untouched, so
+                # evaluating again is safe.
+                events = await database_sync_to_async(self.subscriber.changes)(self._visible, pks)
             self._clock += 1
             return self._clock, events
 
