@@ -94,3 +94,53 @@ def test_baking_over_an_existing_project_fails_without_touching_it(tmp_path, coo
     assert "already exists" in result.output, result.describe()
     assert (project / "my_work.py").read_text() == "kept = True\n"
     assert (project / ".env").read_text() == env_before
+
+
+# --- the post-gen hook's next steps ---------------------------------------------------------
+
+NEXT_STEPS = {
+    "defaults": ((), [], True),
+    "postgresql": (("database=postgresql",), ["PostgreSQL"], True),
+    "redis": (("channel_layer=redis", "include_example_app=n"), ["Redis"], False),
+    "both": (("database=postgresql", "channel_layer=redis"), ["PostgreSQL", "Redis"], True),
+}
+
+
+@pytest.mark.parametrize(("answers", "servers", "example"), NEXT_STEPS.values(), ids=NEXT_STEPS)
+def test_next_steps_fit_the_answers(tmp_path, cookiecutter_config, answers, servers, example):
+    result = baking.cookiecutter_cli(tmp_path, cookiecutter_config, *answers)
+
+    assert result.returncode == 0, result.describe()
+    project = tmp_path / "live_todos"
+    message = result.stdout[result.stdout.index("Project written to") :]
+    commands = [line.split("#")[0].strip() for line in message.splitlines() if line[:4] == "    "]
+    readme = (project / "README.md").read_text()
+    for command in commands[1:]:  # after `cd`, each step is one the README's "Run it" shows
+        assert command in readme, f"{command!r} is not in the baked README\n{message}"
+    assert ("python manage.py seed_demo" in commands) == example, message
+    assert commands[-1] == "python manage.py runserver", message
+
+    if not servers:
+        assert "docker" not in message and "expected on" not in message, message
+        assert not (project / "compose.yaml").exists()
+        return
+    # The servers come before migrate, which needs them.
+    assert commands.index("docker compose up -d --wait") < commands.index(
+        "python manage.py migrate"
+    ), message
+    assert (project / "compose.yaml").is_file()
+    names = " and ".join(servers)
+    for name, address in (("PostgreSQL", "127.0.0.1:5432"), ("Redis", "127.0.0.1:6379")):
+        assert (f"{name} is expected on {address}" in message) == (name in servers), message
+    if "PostgreSQL" in servers:
+        assert "user, password and database live_todos" in message, message
+    # The README section it names exists, for those without Docker.
+    section = f'section "Start {names}"'
+    assert section in message, message
+    assert f"\n### Start {names}\n" in readme, f"the baked README has no '### Start {names}'"
+    variables = " and ".join(
+        variable
+        for name, variable in (("PostgreSQL", "DATABASE_URL"), ("Redis", "REDIS_URL"))
+        if name in servers
+    )
+    assert f"{variables} in .env" in message, message
