@@ -1,4 +1,9 @@
-"""Tools for testing live views: a communicator DRF views accept, async setup, logged-in headers."""
+"""Tools for testing live views: a communicator DRF views accept, which speaks the protocol
+(subscribe, expect a broadcast, expect nothing); async setup; logged-in headers.
+
+`tests.live.LiveTestCase` (unittest style) and `rest_live.pytest_plugin` (pytest fixtures) are both
+built on these, so the two styles wait, match and fail the same way.
+"""
 
 import functools
 import itertools
@@ -9,6 +14,9 @@ from django.conf import settings
 from django.test import Client
 
 _client_ports = itertools.count(50000)
+
+# Seconds a test waits for a frame it expects, and for a socket to be accepted.
+TIMEOUT = 3
 
 
 def _test_host():
@@ -35,6 +43,8 @@ class APICommunicator(WebsocketCommunicator):
         super().__init__(application, path, headers, subprotocols, spec_version)
         self.scope["server"] = (host, 80)
         self.scope["client"] = ("127.0.0.1", next(_client_ports))
+        self.subprotocol = None  # the one the server accepted, once connected by open_socket()
+        self._request_ids = itertools.count(1)
 
     async def receive_nothing(self, timeout=0.1, interval=0.01):
         """True if nothing arrives in `timeout`; fails, rather than passing, if the app has died."""
@@ -53,6 +63,100 @@ class APICommunicator(WebsocketCommunicator):
                 "The websocket application has stopped (closed, or cancelled by a timed-out "
                 "receive), so 'nothing arrived' would prove nothing."
             )
+
+    async def receive_frame(self, timeout=TIMEOUT):
+        """The next JSON frame; fails clearly if none comes in `timeout` s or the consumer died."""
+        __tracebackhide__ = True  # pytest shows the failing test's line, not these
+        self.assert_alive()
+        try:
+            return await self.receive_json_from(timeout=timeout)
+        except TimeoutError:
+            raise AssertionError(f"nothing arrived within {timeout} s") from None
+
+    async def subscribe(self, model, action="list", *, timeout=TIMEOUT, **fields):
+        """Subscribe and return the subscription id, once the server says it is live (ack).
+
+        `id` is numbered for you unless given; other `fields` (`lookup_by`, `view_kwargs`,
+        `query_params`) go into the frame as they are.
+        """
+        request_id = fields.pop("id", None) or next(self._request_ids)
+        await self.send_json_to(subscribe_frame(request_id, model, action, ack=True, **fields))
+        await self._acknowledged("subscribed", request_id, timeout)
+        return request_id
+
+    async def subscribe_with_snapshot(self, model, action="list", *, timeout=TIMEOUT, **fields):
+        """Subscribe with `"snapshot": true` and return the snapshot frame; its `id` is the sub's.
+
+        The snapshot is the first reply, so its arrival also proves the subscription is set up.
+        """
+        request_id = fields.pop("id", None) or next(self._request_ids)
+        await self.send_json_to(subscribe_frame(request_id, model, action, snapshot=True, **fields))
+        message = await self.receive_frame(timeout)
+        if message.get("type") != "snapshot" or message.get("id") != request_id:
+            raise AssertionError(
+                f"expected the snapshot of subscription {request_id!r}, got {message}"
+            )
+        return message
+
+    async def unsubscribe(self, request_id, *, timeout=TIMEOUT):
+        """Unsubscribe, and return once the server says nothing more will come for it (ack)."""
+        await self.send_json_to({"type": "unsubscribe", "id": request_id, "ack": True})
+        await self._acknowledged("unsubscribed", request_id, timeout)
+
+    async def _acknowledged(self, kind, request_id, timeout):
+        """Wait for the ack of `request_id`, failing on any other frame, so no fixed sleep is
+        needed and nothing unexpected slips by."""
+        reply = await self.receive_frame(timeout)
+        if reply != {"type": kind, "id": request_id}:
+            raise AssertionError(f"expected {kind!r} for {request_id!r}, got {reply}")
+
+    async def expect_broadcast(self, action, instance=None, id=None, *, timeout=TIMEOUT):
+        """The next frame is a broadcast of `action` (CREATED, UPDATED or DELETED), for
+        subscription `id` if given, whose instance has the items of `instance`. Returns it."""
+        __tracebackhide__ = True
+        message = await self.receive_frame(timeout)
+        wanted = f"a {action} broadcast" + ("" if id is None else f" for subscription {id!r}")
+        if (
+            message.get("type") != "broadcast"
+            or message.get("action") != action
+            or (id is not None and message.get("id") != id)
+        ):
+            raise AssertionError(f"expected {wanted}, got {message}")
+        for field, value in (instance or {}).items():
+            if message["instance"].get(field) != value:
+                raise AssertionError(
+                    f"expected {wanted} with {field}={value!r}, "
+                    f"got {field}={message['instance'].get(field)!r}: {message}"
+                )
+        return message
+
+    async def expect_nothing(self, timeout=0.2):
+        """Nothing arrives within `timeout` s, and the consumer is still alive (a dead one would
+        send nothing too, so that fails)."""
+        __tracebackhide__ = True
+        if not await self.receive_nothing(timeout=timeout):
+            raise AssertionError(f"unexpected frame: {await self.receive_json_from()}")
+
+
+async def open_socket(application, path, user=None, headers=(), subprotocols=None, timeout=TIMEOUT):
+    """A connected `APICommunicator`, anonymous or logged in as `user`; fails if refused.
+
+    `.subprotocol` is the one the server accepted. Disconnect it when done.
+    """
+    headers = list(headers)
+    if user is not None:
+        headers += await get_headers_for_user(user)
+    socket = APICommunicator(application, path, headers, subprotocols)
+    connected, subprotocol_or_code = await socket.connect(timeout=timeout)
+    if not connected:
+        raise AssertionError(f"the websocket was refused (close code {subprotocol_or_code})")
+    socket.subprotocol = subprotocol_or_code
+    return socket
+
+
+def subscribe_frame(request_id, model, action, **fields):
+    """A subscribe frame (docs/protocol.md); `fields` add `lookup_by`, `ack`, `snapshot`..."""
+    return {"type": "subscribe", "id": request_id, "model": model, "action": action, **fields}
 
 
 def _bytes(value):

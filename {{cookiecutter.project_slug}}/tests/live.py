@@ -7,14 +7,16 @@ from channels.db import database_sync_to_async
 from django.contrib.auth import get_user_model
 from django.test import TransactionTestCase
 
-from rest_live.testing import APICommunicator, async_test, get_headers_for_user
+from rest_live.testing import async_test, open_socket, subscribe_frame
 
 
 class LiveTestCase(TransactionTestCase):
     """A TransactionTestCase (so `on_commit` broadcasts fire) for websocket tests.
 
     Every `async def test_*` runs `asyncSetUp()`, the test and `asyncTearDown()` in its own event
-    loop; sockets opened with `connect()` are closed for you. `self.client` stays Django's.
+    loop; sockets opened with `connect()` are closed for you. `self.client` stays Django's. The
+    assertions are the sockets' own (`rest_live.testing.APICommunicator`), which pytest tests
+    use too (rest_live/pytest_plugin.py).
     """
 
     reset_sequences = True  # pks start at 1 in every test, so tests can name them
@@ -41,22 +43,16 @@ class LiveTestCase(TransactionTestCase):
         application = self.application
         if application is None:
             from config.asgi import application
-        headers = list(headers)
-        if user is not None:
-            headers += await get_headers_for_user(user)
-        socket = APICommunicator(application, path or self.path, headers, subprotocols)
-        connected, subprotocol_or_code = await socket.connect(timeout=self.timeout)
-        self.assertTrue(connected, f"the websocket was refused (close code {subprotocol_or_code})")
-        socket.subprotocol = subprotocol_or_code
+        socket = await open_socket(
+            application, path or self.path, user, headers, subprotocols, self.timeout
+        )
         self._sockets.append(socket)
         return socket
 
     async def subscribe(self, socket, model, action="list", **fields):
         """Subscribe and return the subscription id, once the server says it is live (ack)."""
         request_id = fields.pop("id", None) or next(self._request_ids)
-        await socket.send_json_to(_subscribe(request_id, model, action, ack=True, **fields))
-        await self._acknowledged(socket, "subscribed", request_id)
-        return request_id
+        return await socket.subscribe(model, action, id=request_id, timeout=self.timeout, **fields)
 
     async def subscribe_with_snapshot(self, socket, model, action="list", **fields):
         """Subscribe with `"snapshot": true` and return the snapshot frame; its `id` is the sub's.
@@ -64,42 +60,21 @@ class LiveTestCase(TransactionTestCase):
         The snapshot is the first reply, so its arrival also proves the subscription is set up.
         """
         request_id = fields.pop("id", None) or next(self._request_ids)
-        await socket.send_json_to(_subscribe(request_id, model, action, snapshot=True, **fields))
-        message = await self.receive(socket)
-        if message.get("type") != "snapshot" or message.get("id") != request_id:
-            self.fail(f"expected the snapshot of subscription {request_id!r}, got {message}")
-        return message
+        return await socket.subscribe_with_snapshot(
+            model, action, id=request_id, timeout=self.timeout, **fields
+        )
 
     async def unsubscribe(self, socket, request_id):
         """Unsubscribe, and return once the server says nothing more will come for it (ack)."""
-        await socket.send_json_to({"type": "unsubscribe", "id": request_id, "ack": True})
-        await self._acknowledged(socket, "unsubscribed", request_id)
-
-    async def _acknowledged(self, socket, kind, request_id):
-        """Wait for the ack of `request_id`, failing on any other frame, so no fixed sleep is
-        needed and nothing unexpected slips by."""
-        reply = await self.receive(socket)
-        if reply != {"type": kind, "id": request_id}:
-            self.fail(f"expected {kind!r} for {request_id!r}, got {reply}")
+        await socket.unsubscribe(request_id, timeout=self.timeout)
 
     async def receive(self, socket):
         """The next frame; fails clearly if none comes in time or the consumer died."""
-        socket.assert_alive()
-        try:
-            return await socket.receive_json_from(timeout=self.timeout)
-        except TimeoutError:
-            self.fail(f"nothing arrived within {self.timeout} s")
+        return await socket.receive_frame(self.timeout)
 
     async def assertBroadcast(self, socket, action, instance=None, id=None):
         """The next frame is a broadcast of `action`; `instance` items must match. Returns it."""
-        message = await self.receive(socket)
-        self.assertEqual(message.get("type"), "broadcast", message)
-        self.assertEqual(message["action"], action, message)
-        if id is not None:
-            self.assertEqual(message["id"], id, message)
-        for field, value in (instance or {}).items():
-            self.assertEqual(message["instance"].get(field), value, message)
-        return message
+        return await socket.expect_broadcast(action, instance, id, timeout=self.timeout)
 
     def assertSnapshot(self, snapshot, values, field="title", truncated=False):
         """The snapshot's instances have these `field` values, in this order."""
@@ -118,7 +93,9 @@ class LiveTestCase(TransactionTestCase):
         Frames still on their way for it are skipped, as the protocol says to.
         """
         await socket.send_json_to({"type": "unsubscribe", "id": request_id})
-        await socket.send_json_to(_subscribe(request_id, model, action, snapshot=True, **fields))
+        await socket.send_json_to(
+            subscribe_frame(request_id, model, action, snapshot=True, **fields)
+        )
         while True:
             message = await self.receive(socket)
             if message.get("id") == request_id and message.get("type") != "broadcast":
@@ -139,8 +116,7 @@ class LiveTestCase(TransactionTestCase):
 
     async def assertNothing(self, socket, timeout=0.2):
         """Nothing arrives within `timeout`, and the consumer is still alive."""
-        if not await socket.receive_nothing(timeout=timeout):
-            self.fail(f"unexpected frame: {await socket.receive_json_from()}")
+        await socket.expect_nothing(timeout)
 
     async def create_user(self, username, **fields):
         return await database_sync_to_async(get_user_model().objects.create_user)(
@@ -151,7 +127,3 @@ class LiveTestCase(TransactionTestCase):
     async def db(function, *args, **kwargs):
         """Run ORM code from an async test."""
         return await database_sync_to_async(function)(*args, **kwargs)
-
-
-def _subscribe(request_id, model, action, **fields):
-    return {"type": "subscribe", "id": request_id, "model": model, "action": action, **fields}
