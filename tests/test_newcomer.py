@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import secrets
 import shlex
 import signal
 import subprocess
@@ -103,51 +104,61 @@ def test_compose_file_matches_the_env_files(baked, combo):
         assert all(str(mapping).startswith(f"{LOOPBACK}:") for mapping in service["ports"])
 
 
-class ComposePostgres(PostgresServer):
-    """A cluster set up as the postgres image does from compose.yaml's environment: that user
-    as the superuser with that password, that database, password (scram) auth over TCP."""
+class ScramPostgres(PostgresServer):
+    """A cluster that asks for passwords over TCP (scram-sha-256), as the postgres image and
+    Debian's, Ubuntu's and Homebrew's packages do; its socket trusts the system user, as theirs.
 
-    def __init__(self, user: str, password: str, database: str) -> None:
-        self.compose = (user, password, database)
+    `superuser` is the bootstrap superuser, with `password`; `database` is created at start.
+    """
+
+    def __init__(self, superuser: str, password: str, database: str | None = None) -> None:
+        self.superuser, self.password, self.database = superuser, password, database
         super().__init__()
 
     def _initdb(self) -> None:
-        user, password, database = self.compose
         password_file = self.tmp / "password"
-        password_file.write_text(password + "\n")
+        password_file.write_text(self.password + "\n")
         if self.user:
             os.chown(password_file, self.user.pw_uid, self.user.pw_gid)
         result = self._run(
             str(self.bin / "initdb"),
             "--pgdata", str(self.data),
-            "--auth-local=trust",  # the image trusts its own socket, as here
+            "--auth-local=trust",
             "--auth-host=scram-sha-256",
-            f"--username={user}",
+            f"--username={self.superuser}",
             f"--pwfile={password_file}",
             "--encoding=UTF8",
             "--locale=C",
             "--no-sync",
         )  # fmt: skip
         assert result.returncode == 0, f"initdb failed:\n{result.stdout}\n{result.stderr}"
-        self.databases = {database}
 
     def start(self, timeout: float = 30) -> None:
         super().start(timeout)
-        user, _, database = self.compose
-        result = self._run(
-            str(self.bin / "createdb"), "-h", str(self.sockets), "-p", str(self.port),
-            "-U", user, database,
+        if self.database:
+            result = self.client("createdb", self.database)
+            assert result.returncode == 0 or "already exists" in result.stderr, result.stderr
+
+    def client(self, program: str, *args: str) -> subprocess.CompletedProcess:
+        """A client program (psql, createdb...) as the superuser, through the socket: what
+        `sudo -u postgres` gives on a stock install (and here without root too)."""
+        return self._run(
+            str(self.bin / program),
+            "-h", str(self.sockets), "-p", str(self.port), "-U", self.superuser,
+            *args,
         )  # fmt: skip
-        assert result.returncode == 0 or "already exists" in result.stderr, result.stderr
+
+    def url_on_this_server(self, url: str) -> str:
+        """`url` (a .env DATABASE_URL) with this server's port."""
+        parts = urlsplit(url)
+        credentials = parts.netloc.rpartition("@")[0]
+        return urlunsplit(parts._replace(netloc=f"{credentials}@{LOOPBACK}:{self.port}"))
 
 
-@pytest.fixture
-def compose_postgres(baked):
-    settings = compose_file(baked)["services"]["postgres"]["environment"]
+@contextlib.contextmanager
+def scram_postgres(*args: str):
     try:
-        server = ComposePostgres(
-            settings["POSTGRES_USER"], settings["POSTGRES_PASSWORD"], settings["POSTGRES_DB"]
-        )
+        server = ScramPostgres(*args)
     except ServiceNotInstalled as error:
         if os.environ.get("REQUIRE_SERVICES") == "1":
             pytest.fail(f"{error} (REQUIRE_SERVICES=1)", pytrace=False)
@@ -159,30 +170,65 @@ def compose_postgres(baked):
         server.close()
 
 
+def without_password(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", "@")))
+
+
 @pytest.mark.parametrize("combo", combo_params(*POSTGRES_COMBOS[:1]))
-def test_env_database_url_migrates_on_postgres_set_up_as_compose_says(
-    baked, baked_venv, compose_postgres
-):
-    url = urlsplit(env_file(baked / ".env")["DATABASE_URL"])
-    on_test_port = url._replace(
-        netloc=f"{url.username}:{url.password}@{LOOPBACK}:{compose_postgres.port}"
-    )
-    env = {"DATABASE_URL": urlunsplit(on_test_port), "REDIS_URL": ""}
+def test_env_database_url_migrates_on_postgres_set_up_as_compose_says(baked, baked_venv):
+    settings = compose_file(baked)["services"]["postgres"]["environment"]
+    setup = (settings["POSTGRES_USER"], settings["POSTGRES_PASSWORD"], settings["POSTGRES_DB"])
+    with scram_postgres(*setup) as postgres:
+        url = postgres.url_on_this_server(env_file(baked / ".env")["DATABASE_URL"])
+        env = {"DATABASE_URL": url, "REDIS_URL": ""}
 
-    result = baking.run_in_project(
-        baked, "migrate", "--noinput", venv=baked_venv, env_overrides=env, timeout=180
-    )
-    assert "Applying rest_live" in result.stdout, result.describe()
+        result = baking.run_in_project(
+            baked, "migrate", "--noinput", venv=baked_venv, env_overrides=env, timeout=180
+        )
+        assert "Applying rest_live" in result.stdout, result.describe()
 
-    # The server really asks for the password: the same URL without it is refused.
-    without_password = urlunsplit(
-        url._replace(netloc=f"{url.username}@{LOOPBACK}:{compose_postgres.port}")
-    )
-    refused = baking.run_in_project(
-        baked, "migrate", "--noinput", venv=baked_venv, check=False,
-        env_overrides={**env, "DATABASE_URL": without_password},
-    )  # fmt: skip
-    assert refused.returncode != 0 and "password" in refused.output, refused.describe()
+        # The server really asks for the password: the old URL, without one, is refused.
+        refused = baking.run_in_project(
+            baked, "migrate", "--noinput", venv=baked_venv, check=False,
+            env_overrides={**env, "DATABASE_URL": without_password(url)},
+        )  # fmt: skip
+        assert refused.returncode != 0 and "password" in refused.output, refused.describe()
+
+
+def readme_postgres_commands(project: Path) -> list[list[str]]:
+    """The commands of the baked README's "Start PostgreSQL" block, as the postgres user."""
+    readme = (project / "README.md").read_text()
+    section = readme[readme.index("\n### Start PostgreSQL") :]
+    block = section[section.index("```sh\n") + 6 : section.index("\n```", section.index("```sh"))]
+    commands = [
+        shlex.split(line.removeprefix("sudo -u postgres "))
+        for line in block.splitlines()
+        if line.startswith("sudo -u postgres ")
+    ]
+    assert [command[0] for command in commands] == ["psql", "createdb"], block
+    return commands
+
+
+@pytest.mark.parametrize("combo", combo_params(*POSTGRES_COMBOS[:1]))
+def test_readme_sets_up_your_own_postgres_for_the_env_file(baked, baked_venv):
+    """A stock server (the superuser `postgres`, passwords over TCP): the README's commands make
+    the user and database of .env's DATABASE_URL, which migrates and can run the tests."""
+    with scram_postgres("postgres", secrets.token_urlsafe(12)) as postgres:
+        for program, *args in readme_postgres_commands(baked):
+            result = postgres.client(program, *args)
+            assert result.returncode == 0, f"{program} {args}:\n{result.stderr}"
+        env = {
+            "DATABASE_URL": postgres.url_on_this_server(env_file(baked / ".env")["DATABASE_URL"]),
+            "REDIS_URL": "",
+        }
+        baking.run_in_project(baked, "migrate", "--noinput", venv=baked_venv, env_overrides=env)
+        # The user may create the test database (CREATEDB): a suite with database tests runs.
+        result = baking.run_in_project(
+            baked, "test", "--noinput", "todos.tests.test_seed_demo",
+            venv=baked_venv, env_overrides=env, timeout=180,
+        )  # fmt: skip
+        assert "Creating test database" in result.stderr, result.describe()
 
 
 # --- lint of a new app ----------------------------------------------------------------------
