@@ -16,6 +16,7 @@ from channels.layers import get_channel_layer
 from django.db import DatabaseError, models, router, transaction
 from django.db.models.signals import post_delete, post_save
 
+from rest_live import metrics
 from rest_live.publisher import publish
 
 logger = logging.getLogger(__name__)
@@ -140,6 +141,7 @@ def _send(model, pks, change, created):
     except Exception as error:
         # The write is committed and stays so, and so is its row in the change log, from which the
         # servers' feeds deliver it.
+        metrics.PUBLISH_FAILURES.inc()
         _outage.failed(model, pks, error)
     else:
         _outage.ended()

@@ -12,7 +12,7 @@ from django.db import DatabaseError
 from django.http import Http404
 from rest_framework import exceptions
 
-from rest_live import capacity, conf, protocol, subscriptions
+from rest_live import capacity, conf, metrics, protocol, subscriptions
 from rest_live.hub import hub
 from rest_live.limits import MessageRate
 from rest_live.protocol import ProtocolError, Subscribe
@@ -20,6 +20,7 @@ from rest_live.subscriber import Subscriber
 from rest_live.writer import SocketWriter
 
 logger = logging.getLogger(__name__)
+activity = logging.getLogger("rest_live.activity")
 
 
 class Held(NamedTuple):
@@ -102,12 +103,19 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
         self._admitted = capacity.admit(user)
         offered = self.scope.get("subprotocols") or ()
         await self.accept(protocol.SUBPROTOCOL if protocol.SUBPROTOCOL in offered else None)
+        metrics.OPEN_SOCKETS.inc()
+        self._open = True
+        activity.debug("%s connected", self._name())
         if self._admitted is None:
             await self.close(code=protocol.CLOSE_AT_CAPACITY)
         elif not self.router.public and not (user and user.is_authenticated):
             await self.close(code=protocol.CLOSE_UNAUTHENTICATED)
 
     async def disconnect(self, code):
+        if getattr(self, "_open", False):
+            self._open = False
+            metrics.OPEN_SOCKETS.dec()
+            activity.debug("%s closed (code %s)", self._name(), code)
         for request_id in list(getattr(self, "_subscriptions", ())):
             await self._drop(request_id)
         if getattr(self, "_admitted", None) is not None:
@@ -135,6 +143,13 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
             else:
                 await self.unsubscribe(request)
         except ProtocolError as error:
+            activity.debug(
+                "%s: request %r refused: %s %s",
+                self._name(),
+                error.request_id,
+                error.code,
+                error.message,
+            )
             await self.send(protocol.error_frame(error.request_id, error.code, error.message))
 
     async def subscribe(self, request):
@@ -178,6 +193,8 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
         label = model._meta.label
         after = snapshot.after if snapshot else 0
         self._subscriptions[request.id] = Held(label, live, model, after, snapshot is not None)
+        metrics.SUBSCRIPTIONS.inc()
+        activity.debug("%s subscribed %r: %s", self._name(), request.id, subscriber.describe())
         if snapshot is not None:
             # Sent before this handler returns, so before any broadcast this socket handles next.
             await self.send(
@@ -193,6 +210,7 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
                 protocol.NOT_FOUND, f"No subscription has id {request.id!r}.", request.id
             )
         await self._drop(request.id)
+        activity.debug("%s unsubscribed %r", self._name(), request.id)
         if request.ack:
             await self.send(protocol.unsubscribed_frame(request.id))
 
@@ -253,8 +271,20 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
 
     async def _drop(self, request_id):
         held = self._subscriptions.pop(request_id)
+        metrics.SUBSCRIPTIONS.dec()
         subscriptions.release(held.live)
         await self._unwatch(held.model)
+
+    async def close(self, code=None, reason=None):
+        activity.debug("%s: closing it with code %s", self._name(), code)
+        await super().close(code, reason)
+
+    def _name(self):
+        """The socket in the log: `socket 10.0.0.7:53112 (ada)`."""
+        client = self.scope.get("client") or ("?", "?")
+        user = self.scope.get("user")
+        who = user.get_username() if user is not None and user.is_authenticated else "anonymous"
+        return f"socket {client[0]}:{client[1]} ({who})"
 
     async def _watch(self, model):
         if not self._watching[model]:

@@ -23,11 +23,12 @@ import weakref
 from channels.layers import get_channel_layer
 from django.db import DatabaseError
 
-from rest_live import conf
+from rest_live import conf, metrics
 from rest_live.broadcasting import group_name
 from rest_live.feed import ChangeFeed, RecentIds
 
 logger = logging.getLogger(__name__)
+activity = logging.getLogger("rest_live.activity")
 
 # The core Redis layer expires group memberships (a day, by default): they are renewed this often.
 _REJOIN_SECONDS = 3600.0
@@ -46,7 +47,7 @@ class Hub:
         self._tasks = ()  # (receiving from the layer, polling the feed) while anyone watches
         self._seen = RecentIds(4096)  # changes handed out, so the other copy is dropped
         self._unreachable = False  # the layer failed, and has not answered since
-        self.feed = ChangeFeed(self.handle)
+        self.feed = ChangeFeed(self._handle_logged)
 
     async def join(self, model, consumer):
         """Hand `consumer` the changes to `model` from now on, whether or not the layer answers."""
@@ -76,12 +77,21 @@ class Hub:
             if not self._watchers:
                 self._stop()
 
-    async def handle(self, message):
+    async def handle(self, message, source="layer"):
         """Hand one change, from the layer or the feed, to each consumer watching its model."""
         if not self._seen.add(message["change"]):
             return  # the layer and the feed both brought it
         self.feed.handled(message["change"])
+        metrics.CHANGES.labels(source).inc()
         consumers = list(self._watchers.get(message["model"], ()))
+        activity.debug(
+            "change %s: %s %s, from the %s, for %d sockets",
+            message["change"],
+            message["model"],
+            message["pks"],
+            source,
+            len(consumers),
+        )
         for consumer in consumers:
             consumer.begin_change(message)  # every evaluation starts before any is awaited
         for consumer in consumers:
@@ -90,6 +100,9 @@ class Hub:
             except Exception:
                 # A bug: the failures a change can meet are each consumer's to report.
                 logger.exception("rest_live could not hand a change to a socket")
+
+    async def _handle_logged(self, message):
+        await self.handle(message, source="change log")
 
     async def _join_layer(self, label):
         if self._layer is None or label in self._joined or label not in self._watchers:
@@ -153,7 +166,7 @@ class Hub:
         self._tasks = ()
         # A cancelled receive may delete its channel (channels_redis's pubsub layer does).
         self._channel = None
-        self.feed = ChangeFeed(self.handle)
+        self.feed = ChangeFeed(self._handle_logged)
 
     def _failed(self, error):
         if not self._unreachable:

@@ -35,6 +35,8 @@ class Subscriber:
         self._scope_user = scope.get("user") or AnonymousUser()
         self._session = scope.get("session")
         self._credential = ("anonymous",)  # what the subscriber proved at subscribe
+        self.who = "anonymous"  # their username, for the log
+        self.refusal = None  # why the last evaluation's permissions refused them, if they did
         self._path = scope.get("path", "/")
         self._meta = _meta_from_scope(scope, subscribe.query_params)
 
@@ -50,10 +52,21 @@ class Subscriber:
             self._credential,
         )
 
+    def describe(self):
+        """The subscription in a few words, for the log: `todos.Todo list ?search=milk as ada`."""
+        what = f"{self.model._meta.label} {self.action}"
+        if self.action == "retrieve":
+            what += f" {self.lookup_by!r}"
+        if self.query_params:
+            what += " ?" + urlencode([(k, v) for k, values in self.query_params for v in values])
+        return f"{what} as {self.who}"
+
     def authorize(self):
         """Authenticate as the view does and check its permissions and inputs; raise if refused."""
         view = self._view(self._scope_user)
-        self._credential = _credential(view.request.user, view.request.auth, self._session)
+        user = view.request.user
+        self._credential = _credential(user, view.request.auth, self._session)
+        self.who = user.get_username() if user.is_authenticated else "anonymous"
         view.check_permissions(view.request)
         self._queryset(view)  # filter backends and the lookup refuse bad values here
 
@@ -101,6 +114,7 @@ class Subscriber:
         view = self._view()
         pks = list(dict.fromkeys(self.model._meta.pk.to_python(pk) for pk in pks))
         found = {}
+        self.refusal = None
         if self._permitted(view):
             for obj in self._queryset(view).filter(pk__in=pks):
                 if self.action == "list" or self._object_permitted(view, obj):
@@ -197,14 +211,16 @@ class Subscriber:
     def _permitted(self, view):
         try:
             view.check_permissions(view.request)
-        except _REFUSALS:
+        except _REFUSALS as error:
+            self.refusal = f"the view's permissions: {error}"
             return False
         return True
 
     def _object_permitted(self, view, obj):
         try:
             view.check_object_permissions(view.request, obj)
-        except _REFUSALS:
+        except _REFUSALS as error:
+            self.refusal = f"the object permissions of pk {obj.pk}: {error}"
             return False
         return True
 

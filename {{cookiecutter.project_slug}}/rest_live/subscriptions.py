@@ -9,6 +9,7 @@ older than its snapshot.
 """
 
 import asyncio
+import logging
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, replace
@@ -17,6 +18,10 @@ from functools import partial
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.db import DatabaseError
+
+from rest_live import metrics
+
+activity = logging.getLogger("rest_live.activity")
 
 # Changes whose outcome is kept for sockets that have not read it yet. A socket further behind
 # than this re-evaluates, which costs a query but is still correct for it.
@@ -80,27 +85,51 @@ class LiveSubscription:
         entry = self._outcomes.get(change_id)
         if entry is None:
             # A task of its own, so a holder that disconnects mid-way cannot cancel it for the rest.
-            task = asyncio.ensure_future(self._evaluate(pks))
+            task = asyncio.ensure_future(self._evaluate(change_id, pks))
             entry = self._outcomes[change_id] = [task, self.holders]
             if len(self._outcomes) > _KEPT_OUTCOMES:
                 self._outcomes.popitem(last=False)
         return entry
 
-    async def _evaluate(self, pks):
+    async def _evaluate(self, change_id, pks):
         async with self._lock:
             try:
-                # On the connection the database thread holds, not through
-                # `database_sync_to_async`: its check of the connection before each call (a
-                # round trip to the pool, and one to the server with health checks on) would
-                # cost more than the evaluation's own query.
-                events = await _in_database_thread(self.subscriber.changes)(self._visible, pks)
-            except DatabaseError:
-                # The connection may be one the database dropped (a restart): this call closes
-                # it first and runs on a fresh one. `changes` left the record untouched, so
-                # evaluating again is safe.
-                events = await database_sync_to_async(self.subscriber.changes)(self._visible, pks)
+                with metrics.EVALUATION_SECONDS.time():
+                    events = await self._changes(pks)
+            except Exception as error:
+                activity.debug(
+                    "change %s, %s: evaluation failed (%s: %s)",
+                    change_id,
+                    self.subscriber.describe(),
+                    type(error).__name__,
+                    error,
+                )
+                raise
             self._clock += 1
+            if activity.isEnabledFor(logging.DEBUG):
+                self._log_outcome(change_id, events)
             return self._clock, events
+
+    async def _changes(self, pks):
+        try:
+            # On the connection the database thread holds, not through `database_sync_to_async`:
+            # its check of the connection before each call (a round trip to the pool, and one to
+            # the server with health checks on) would cost more than the evaluation's own query.
+            return await _in_database_thread(self.subscriber.changes)(self._visible, pks)
+        except DatabaseError:
+            # The connection may be one the database dropped (a restart): this call closes it
+            # first and runs on a fresh one. `changes` left the record untouched, so evaluating
+            # again is safe.
+            return await database_sync_to_async(self.subscriber.changes)(self._visible, pks)
+
+    def _log_outcome(self, change_id, events):
+        about = f"change {change_id}, {self.subscriber.describe()}"
+        for action, pk, _instance in events:
+            activity.debug("%s: sent %s pk %s to %d sockets", about, action, pk, self.holders)
+        if self.subscriber.refusal:
+            activity.debug("%s: refused by %s", about, self.subscriber.refusal)
+        elif not events:
+            activity.debug("%s: not visible before or after", about)
 
 
 def acquire(subscriber):
@@ -155,3 +184,8 @@ def release(live):
 def shared_count():
     """How many distinct subscriptions this event loop holds (for tests and diagnostics)."""
     return len(_by_loop.get(asyncio.get_running_loop(), {}))
+
+
+metrics.DISTINCT_SUBSCRIPTIONS.set_function(
+    lambda: sum(len(registry) for registry in list(_by_loop.values()))
+)

@@ -19,6 +19,7 @@ import asyncio
 import logging
 from collections import deque
 
+from rest_live import metrics
 from rest_live.protocol import CLOSE_TOO_SLOW
 
 logger = logging.getLogger(__name__)
@@ -60,8 +61,7 @@ class SocketWriter:
     def stop(self):
         """The socket is gone: drop the backlog, and end the flushing."""
         self.closing = True
-        self._backlog.clear()
-        self._pending = 0
+        self._drop_backlog()
         if self._flushing is not None:
             self._flushing.cancel()
             self._flushing = None
@@ -73,10 +73,15 @@ class SocketWriter:
             self._limit,
             CLOSE_TOO_SLOW,
         )
-        self._backlog.clear()
-        self._pending = 0
+        metrics.FRAMES_DROPPED.inc()  # the frame that did not fit
+        self._drop_backlog()
         self._backlog.append({"type": "websocket.close", "code": CLOSE_TOO_SLOW})
         self.closing = True
+
+    def _drop_backlog(self):
+        metrics.FRAMES_DROPPED.inc(sum(m["type"] == "websocket.send" for m in self._backlog))
+        self._backlog.clear()
+        self._pending = 0
 
     async def _flush(self):
         while self._backlog:
@@ -97,6 +102,8 @@ class SocketWriter:
             logger.debug("rest_live dropped a frame for a closed socket", exc_info=True)
             self.stop()
             return False
+        if message["type"] == "websocket.send":
+            metrics.FRAMES_SENT.inc()
         return True
 
 
