@@ -69,13 +69,23 @@ def cookiecutter_cli(output_dir: Path, config_file: Path, *answers: str) -> Comm
 # --- the shared virtualenv ------------------------------------------------------------------
 
 
-def requirement_lines(project: Path) -> list[str]:
-    """The requirement lines of a baked project's requirements.txt, comments stripped."""
+# What a baked project's developer installs: the app's pins, then the test and lint tools (pytest
+# and its Django and asyncio plugins among them), so the shared venv runs `pytest` as well as
+# `manage.py test`.
+DEVELOPMENT_REQUIREMENTS = ("requirements.txt", "requirements-dev.txt")
+
+
+def requirement_lines(
+    project: Path, files: tuple[str, ...] = DEVELOPMENT_REQUIREMENTS
+) -> list[str]:
+    """The requirement lines of a baked project's requirements `files`, comments and options
+    (`-r requirements.txt`) stripped."""
     lines = []
-    for line in (project / "requirements.txt").read_text().splitlines():
-        line = line.split(" #", 1)[0].strip()
-        if line and not line.startswith("#"):
-            lines.append(line)
+    for name in files:
+        for line in (project / name).read_text().splitlines():
+            line = line.split(" #", 1)[0].strip()
+            if line and not line.startswith(("#", "-")):
+                lines.append(line)
     return lines
 
 

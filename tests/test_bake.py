@@ -50,13 +50,12 @@ def text_of(path: Path) -> str | None:
         return None
 
 
-def requirements(project: Path) -> dict[str, Requirement]:
-    """requirements.txt by canonical name (`channels_redis` and `channels-redis` are one)."""
+def requirements(project: Path, files=("requirements.txt",)) -> dict[str, Requirement]:
+    """The pins of `files` by canonical name (`channels_redis` and `channels-redis` are one)."""
     parsed = {}
-    for line in baking.requirement_lines(project):
-        if not line.startswith("-"):  # options such as --hash or -r are not requirements
-            requirement = Requirement(line)
-            parsed[canonicalize_name(requirement.name)] = requirement
+    for line in baking.requirement_lines(project, files):
+        requirement = Requirement(line)
+        parsed[canonicalize_name(requirement.name)] = requirement
     return parsed
 
 
@@ -132,8 +131,11 @@ def test_only_chosen_options_are_baked(baked, combo):
 
 @for_each_combo
 def test_requirements_are_pinned(baked):
-    loose = [str(r) for r in requirements(baked).values() if not str(r.specifier).startswith("==")]
-    assert not loose, f"requirements.txt should pin every package with ==: {loose}"
+    pins = requirements(baked, baking.DEVELOPMENT_REQUIREMENTS)
+    loose = [str(r) for r in pins.values() if not str(r.specifier).startswith("==")]
+    assert not loose, f"requirements.txt and requirements-dev.txt should pin with ==: {loose}"
+    # The baked pyproject.toml configures these for `pytest`.
+    assert {"pytest", "pytest-django", "pytest-asyncio"} <= pins.keys(), sorted(pins)
 
 
 @for_each_combo
