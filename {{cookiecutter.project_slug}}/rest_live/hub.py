@@ -43,6 +43,7 @@ class Hub:
         self._groups = {}  # model label -> its layer group
         self._joined = {}  # model label -> when its group was joined
         self._membership = asyncio.Lock()  # one change of layer membership at a time
+        self._handling = asyncio.Lock()
         self._channel = None
         self._tasks = ()  # (receiving from the layer, polling the feed) while anyone watches
         self._seen = RecentIds(4096)  # changes handed out, so the other copy is dropped
@@ -79,6 +80,12 @@ class Hub:
 
     async def handle(self, message, source="layer"):
         """Hand one change, from the layer or the feed, to each consumer watching its model."""
+        # One change at a time: were the feed's to overtake the layer's at some consumers, those
+        # sockets would see the later change first.
+        async with self._handling:
+            await self._hand_out(message, source)
+
+    async def _hand_out(self, message, source):
         if not self._seen.add(message["change"]):
             return  # the layer and the feed both brought it
         self.feed.handled(message["change"])

@@ -7,6 +7,10 @@ the writer asks the transport whether it can take more (Twisted's producer API o
 asyncio transport's buffer size elsewhere). While it can, a frame goes straight through; while it
 cannot, frames wait in the writer's backlog, flushed by a task of its own as the client reads.
 
+Frames are handed out by the process's hub (hub.py), one socket after another, so a `send` that
+waits would hold up every socket after it. Daphne's never waits. Uvicorn's may (for buffer space,
+or for a closing handshake), so there every frame goes through the backlog and its task.
+
 Once more than `REST_LIVE_MAX_PENDING_BYTES` wait, the socket is too slow: the backlog is dropped,
 and the socket is closed with 4029 as soon as the transport takes a frame again, so a client that
 reads again learns to reconnect and re-sync. One that never reads again is dropped by the server's
@@ -45,7 +49,8 @@ class SocketWriter:
             return
         if message["type"] == "websocket.close":
             self.closing = True
-        if not self._backlog and self._transport.writable():
+        inline = self._transport.never_waits or message["type"] != "websocket.send"
+        if inline and not self._backlog and self._transport.writable():
             await self._deliver(message)
             return
         if message["type"] == "websocket.send":
@@ -145,6 +150,8 @@ def _server_send(send):
 
 
 class _Unknown:
+    never_waits = True  # a test communicator's queue
+
     def writable(self):
         return True
 
@@ -159,6 +166,8 @@ class _AsyncioFlow:
     """An asyncio transport. Once its buffer passes the high-water mark it stays paused until the
     buffer falls below the low one, and its server's `send` waits meanwhile; so it is surely
     writable only below the low mark, and waiting is the send itself."""
+
+    never_waits = False
 
     def __init__(self, transport):
         self._transport = transport
@@ -183,6 +192,8 @@ def _low_water(transport):
 
 class _TwistedFlow:
     """A Twisted push producer: the transport pauses it while its buffer is full."""
+
+    never_waits = True  # Twisted buffers what it cannot write yet
 
     def __init__(self, protocol):
         self._protocol = protocol

@@ -64,10 +64,11 @@ class SocketWriterTests(SimpleTestCase):
 
         asyncio.run(main())
 
-    def test_frames_go_straight_through_in_order(self):
+    def test_frames_reach_the_server_in_order(self):
         async def scenario(server, writer):
             for text in "abc":
                 await writer.send(frame(text))
+            await settle()
             self.assertEqual([m["text"] for m in server.sent], ["a", "b", "c"])
 
         self.run_with(scenario)
@@ -83,7 +84,21 @@ class SocketWriterTests(SimpleTestCase):
             await settle()
             self.assertEqual([m["text"][0] for m in server.sent], ["1", "2", "3"])
             await writer.send(frame("4"))
+            await settle()
             self.assertEqual(server.sent[-1]["text"], "4")
+
+        self.run_with(scenario)
+
+    def test_a_server_send_that_waits_does_not_hold_up_the_caller(self):
+        # The hub hands frames to one socket after another: were it to wait for one socket's
+        # closing handshake, or for its buffer to drain, every socket after it would wait too.
+        async def scenario(server, writer):
+            server.reading.clear()  # the send waits, though the buffer looks empty
+            await asyncio.wait_for(writer.send(frame("x")), 1)
+            self.assertEqual(server.sent, [])
+            server.reading.set()
+            await settle()
+            self.assertEqual(server.sent, [frame("x")])
 
         self.run_with(scenario)
 
@@ -123,6 +138,7 @@ class SocketWriterTests(SimpleTestCase):
             with self.assertNoLogs("rest_live", "INFO"):
                 await writer.send(frame("into the void"))
                 await writer.send(frame("and again"))
+                await settle()
             self.assertTrue(writer.closing)
             self.assertEqual(server.sent, [])
 
