@@ -8,14 +8,19 @@ from typing import NamedTuple
 PROJECT = Path.cwd()
 
 
+def metrics_chosen():
+    return "{{ cookiecutter.metrics }}" == "prometheus"
+
+
 def write_env_file():
-    """.env starts as .env.example with a secret key of its own."""
+    """.env starts as .env.example with a secret key of its own (and a metrics token)."""
     # URL-safe characters need no quoting in .env files.
     secret = secrets.token_urlsafe(48)
-    example = (PROJECT / ".env.example").read_text()
-    (PROJECT / ".env").write_text(
-        example.replace("DJANGO_SECRET_KEY=\n", f"DJANGO_SECRET_KEY={secret}\n", 1)
-    )
+    env = (PROJECT / ".env.example").read_text()
+    env = env.replace("DJANGO_SECRET_KEY=\n", f"DJANGO_SECRET_KEY={secret}\n", 1)
+    if metrics_chosen():
+        env = env.replace("METRICS_TOKEN=\n", f"METRICS_TOKEN={secrets.token_urlsafe(32)}\n", 1)
+    (PROJECT / ".env").write_text(env)
 
 
 def remove(*relative_paths):
@@ -37,6 +42,10 @@ def remove_example_app():
 
 def remove_github_ci():
     remove(".github")
+
+
+def remove_metrics_files():
+    remove("config/metrics.py", "tests/test_metrics.py")
 
 
 def remove_compose_file():
@@ -100,9 +109,11 @@ def next_steps():
             f"{' and '.join(service.instead for service in needed)}.",
             "",
         ]
+    fresh = (
+        "DJANGO_SECRET_KEY and METRICS_TOKEN are" if metrics_chosen() else "DJANGO_SECRET_KEY is"
+    )
     lines.append(
-        "Settings live in .env (a fresh DJANGO_SECRET_KEY is already there); "
-        ".env.example documents each one."
+        f"Settings live in .env (a fresh {fresh} already there); .env.example documents each one."
     )
     return "\n".join(lines) + "\n"
 
@@ -113,6 +124,8 @@ def main():
         remove_example_app()
     if "{{ cookiecutter.ci }}" != "github":
         remove_github_ci()
+    if not metrics_chosen():
+        remove_metrics_files()
     if not services():
         remove_compose_file()
     print(next_steps())

@@ -58,7 +58,9 @@ COMBOS = [
     Combo("defaults"),
     Combo("postgresql", {"database": "postgresql"}),
     Combo("redis", {"channel_layer": "redis"}),
-    Combo("uvicorn", {"asgi_server": "uvicorn"}),
+    # Also the metrics bake: its own tests (tests/test_metrics.py) run here, and the README's
+    # Uvicorn advice for scraping each process.
+    Combo("uvicorn", {"asgi_server": "uvicorn", "metrics": "prometheus"}),
     Combo("no_example", {"include_example_app": "n", "ci": "none"}),
     Combo("production_daphne", {"database": "postgresql", "channel_layer": "redis"}),
     Combo(

@@ -157,6 +157,21 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
 }
+{%- if cookiecutter.metrics == "prometheus" %}
+
+# The bearer token a scraper sends to /metrics (config/metrics.py). Empty turns /metrics off: it
+# answers 404, so it is never open by mistake.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+if METRICS_TOKEN and (len(METRICS_TOKEN) < 32 or not METRICS_TOKEN.isascii()):
+    raise ImproperlyConfigured(
+        "METRICS_TOKEN must be at least 32 random ASCII characters, e.g. "
+        'python -c "import secrets; print(secrets.token_urlsafe(32))"; '
+        "or empty it to turn /metrics off."
+    )
+# Prometheus scrapes each server process at its own address, over plain HTTP inside the private
+# network; a redirect to HTTPS there would fail every scrape. The token is still required.
+SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
+{%- endif %}
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("DJANGO_TIME_ZONE", "UTC")

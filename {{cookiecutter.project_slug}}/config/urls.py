@@ -6,7 +6,14 @@ from django.views.generic import TemplateView
 from rest_framework.authtoken.views import obtain_auth_token
 {%- if cookiecutter.include_example_app == "y" %}
 from rest_framework.routers import DefaultRouter
-
+{%- endif %}
+{%- if cookiecutter.metrics == "prometheus" or cookiecutter.include_example_app == "y" %}
+{# one blank line between third-party and first-party imports #}
+{%- endif %}
+{%- if cookiecutter.metrics == "prometheus" %}
+from config.metrics import metrics
+{%- endif %}
+{%- if cookiecutter.include_example_app == "y" %}
 from todos.views import TodoViewSet
 
 api = DefaultRouter()
@@ -24,4 +31,8 @@ urlpatterns = [
 {%- endif %}
     path("api/token/", obtain_auth_token, name="api-token"),
     path("api-auth/", include("rest_framework.urls")),
+{%- if cookiecutter.metrics == "prometheus" %}
+    # For Prometheus, with METRICS_TOKEN (config/metrics.py; README, Metrics).
+    path("metrics", metrics, name="metrics"),
+{%- endif %}
 ]
