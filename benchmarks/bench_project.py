@@ -1,7 +1,18 @@
-"""Files the benchmark adds to its own bake: a floor consumer, layer choice, and the writer.
+"""The benchmarks' own bake: a `production` bake plus a floor consumer, a layer choice and the
+writers, and the environment to run it on.
 
-They are written into a temporary bake only; nothing here ships in the template.
+These files are written into a temporary bake only; nothing here ships in the template.
 """
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests import baking
+from tests.appserver import PRODUCTION_ENV
+from tests.combos import BY_NAME
+
+COMBO = BY_NAME["production"]  # PostgreSQL, Redis, DEBUG off
 
 SETTINGS = """
 import os
@@ -136,3 +147,116 @@ for number in range(1, int(rate * seconds) + 1):
     todo.save()
 print(json.dumps({"starts": starts, "bulks": bulks, "took": time.monotonic() - begin}))
 """
+
+# The throughput benchmark's writer (benchmarks/throughput.py), one of WRITERS processes that
+# share the writes: write number J (from 0) has seq FIRST + 1 + J, is made by writer J % WRITERS
+# and falls due at BEGIN + J / RATE. "live" saves this writer's todo titled "w<seq>". "floor"
+# group_sends the frame rest_live would send for that save (rendered before the run) to the floor's
+# group, on one event loop that lives for the whole run: `async_to_sync(group_send)` would start a
+# loop, and a Redis connection, per call. A write that falls due while the writer is behind is made
+# at once, so a writer too slow for RATE shows as a lower achieved rate.
+# On stdin, after it prints "ready": a line, then it makes a warm-up write of seq FIRST (which opens
+# its connections) and prints "warm"; a line with BEGIN, a time.monotonic() (one clock for every
+# process of the machine), then it writes. Prints one JSON line: the monotonic time just before
+# each of its writes, and the CPU seconds they took.
+PACED_WRITER = """
+import asyncio
+import json
+import sys
+import time
+
+import django
+
+django.setup()
+
+from channels.layers import get_channel_layer  # noqa: E402
+from rest_framework.renderers import JSONRenderer  # noqa: E402
+
+from rest_live.protocol import broadcast_frame  # noqa: E402
+from todos.models import Todo  # noqa: E402
+from todos.serializers import TodoSerializer  # noqa: E402
+
+mode, pk = sys.argv[1], int(sys.argv[2])
+first, index, writers = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+rate, seconds = float(sys.argv[6]), float(sys.argv[7])
+todo = Todo.objects.get(pk=pk)
+numbers = range(index, int(rate * seconds), writers)
+
+
+def ready():
+    print("ready", flush=True)
+    sys.stdin.readline()
+
+
+def warm():
+    print("warm", flush=True)
+    return float(sys.stdin.readline()), time.process_time()
+
+
+def save_paced():
+    ready()
+    todo.title = f"w{first}"
+    todo.save()
+    begin, cpu = warm()
+    starts = []
+    for number in numbers:
+        delay = begin + number / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        todo.title = f"w{first + 1 + number}"
+        starts.append(time.monotonic())
+        todo.save()
+    return starts, time.process_time() - cpu
+
+
+def floor_message(seq):
+    todo.title = f"w{seq}"
+    instance = JSONRenderer().render(TodoSerializer(todo).data).decode()
+    return {"type": "floor.message", "text": broadcast_frame(1, "todos.Todo", "UPDATED", instance)}
+
+
+async def send_paced():
+    layer = get_channel_layer()
+    messages = [floor_message(first + 1 + number) for number in numbers]
+    ready()
+    await layer.group_send("bench.floor", floor_message(first))
+    begin, cpu = warm()
+    starts = []
+    for number, message in zip(numbers, messages):
+        delay = begin + number / rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        starts.append(time.monotonic())
+        await layer.group_send("bench.floor", message)
+    return starts, time.process_time() - cpu
+
+
+starts, cpu = save_paced() if mode == "live" else asyncio.run(send_paced())
+print(json.dumps({"starts": starts, "cpu_seconds": cpu}), flush=True)
+"""
+
+FILES = {
+    "bench_settings.py": SETTINGS,
+    "bench_asgi.py": ASGI,
+    "bench_writer.py": WRITER,
+    "bench_paced_writer.py": PACED_WRITER,
+}
+
+
+def bake(workdir: Path, venv: Path | None = None) -> tuple[Path, Path]:
+    """A `production` bake in `workdir` with the files above, and a venv with its requirements
+    (`venv`, if given): (project path, venv)."""
+    path = baking.bake(COMBO, workdir / "bake", baking.write_cookiecutter_config(workdir))
+    for name, text in FILES.items():
+        (path / name).write_text(text)
+    return path, venv or baking.ensure_venv(baking.requirement_lines(path), baking.baked_python())
+
+
+def environment(postgres_url: str, redis_url: str, layer: str) -> dict[str, str]:
+    """What the bake runs with: its services, production settings, and the channel layer chosen."""
+    return {
+        **baking.service_env(COMBO, postgres_url, redis_url),
+        **PRODUCTION_ENV,
+        "DJANGO_SETTINGS_MODULE": "bench_settings",
+        "BENCH_LAYER": layer,
+    }

@@ -571,12 +571,17 @@ def print_tables(results):
 
 
 def plot(results, path):
+    """The memory and slow-socket panels, and throughput.py's sustained rates when its
+    throughput.json is beside `path`: the issue's second figure."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (idle, churned, latency) = plt.subplots(1, 3, figsize=(15, 4.4))
+    throughput = Path(path).parent / "throughput.json"
+    sustained = json.loads(throughput.read_text()) if throughput.exists() else None
+    figure, axes = plt.subplots(1, 4 if sustained else 3, figsize=(20 if sustained else 15, 4.4))
+    idle, churned, latency = axes[:3]
     colours = {"daphne": "tab:blue", "uvicorn": "tab:orange"}
     for number, r in enumerate(results):
         for offset, (key, alpha) in enumerate((("idle", 1.0), ("idle_no_deflate", 0.45))):
@@ -627,8 +632,35 @@ def plot(results, path):
         title="Fast clients, without and with slow sockets",
     )
     latency.legend(fontsize=8)
+    if sustained:
+        plot_throughput(axes[3], sustained, colours)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
+
+
+def plot_throughput(axis, sustained, colours):
+    """Bars of the highest sustained writes/s per server, rest_live beside the floor; a "≥" marks
+    a rate whose next step up was limited by the writers, not the server."""
+    rows = {(r["server"], r["mode"]): r for r in sustained["results"]}
+    servers = sorted({server for server, _ in rows})
+    for offset, (mode, alpha) in enumerate((("live", 1.0), ("floor", 0.45))):
+        for number, server in enumerate(servers):
+            row = rows.get((server, mode))
+            if row is None:
+                continue
+            x, rate = number + (offset - 0.5) * 0.4, row["sustained_writes_per_s"]
+            label = f"{server}, {'rest_live' if mode == 'live' else 'floor'}"
+            axis.bar(x, rate, 0.4, color=colours.get(server), alpha=alpha, label=label)
+            bound = row["first_not_sustained"] or {}
+            mark = "≥" if bound.get("status") == "writer-limited" else ""
+            axis.annotate(f"{mark}{rate:g}", (x, rate), ha="center", va="bottom", fontsize=8)
+    axis.set_xticks(range(len(servers)), servers)
+    axis.set(
+        ylabel="highest sustained writes/s",
+        title=f"Sustained throughput, {sustained['settings']['subscribers']} subscribers, "
+        f"{sustained['settings']['seconds']:g} s runs",
+    )
+    axis.legend(fontsize=8)
 
 
 # --- setup ------------------------------------------------------------------------------------

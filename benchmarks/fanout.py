@@ -30,8 +30,7 @@ from websockets.asyncio.client import connect  # noqa: E402
 
 from benchmarks import bench_project  # noqa: E402
 from tests import baking  # noqa: E402
-from tests.appserver import PRODUCTION_ENV, AppServer  # noqa: E402
-from tests.combos import BY_NAME  # noqa: E402
+from tests.appserver import AppServer  # noqa: E402
 from tests.services import PostgresServer, RedisServer  # noqa: E402
 
 PEER_RATIO_AT_200 = 6.5  # django-rest-live 0.7 on this method: one evaluation per socket per change
@@ -284,20 +283,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     workdir = Path(tempfile.mkdtemp(prefix="rest-live-bench-"))
-    combo = BY_NAME["production"]
-    path = baking.bake(combo, workdir / "bake", baking.write_cookiecutter_config(workdir))
-    (path / "bench_settings.py").write_text(bench_project.SETTINGS)
-    (path / "bench_asgi.py").write_text(bench_project.ASGI)
-    (path / "bench_writer.py").write_text(bench_project.WRITER)
-    venv = args.venv or baking.ensure_venv(baking.requirement_lines(path), baking.baked_python())
+    path, venv = bench_project.bake(workdir, args.venv)
     with LoggingPostgres() as postgres, RedisServer() as redis:
-        env = {
-            **baking.service_env(combo, postgres.url, redis.url),
-            **PRODUCTION_ENV,
-            "DJANGO_SETTINGS_MODULE": "bench_settings",
-            "BENCH_LAYER": args.layer[0],
-        }
-        project = baking.BakedProject(path=path, combo=combo, venv=venv, env=env)
+        env = bench_project.environment(postgres.url, redis.url, args.layer[0])
+        project = baking.BakedProject(path=path, combo=bench_project.COMBO, venv=venv, env=env)
         args.todo_pk = asyncio.run(prepare(project))
         results = asyncio.run(bench(args, project, postgres, workdir))
     args.out.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,8 @@
-"""The fan-out benchmark still runs: a small run on both servers, asserting delivery, not speed.
+"""The benchmarks still run: small runs, asserting delivery, not speed.
 
-Each timed write in the benchmark waits until every subscriber holds it, so a run that finishes
-has delivered every write to every socket, live and floor alike.
+Each timed write in the fan-out benchmark waits until every subscriber holds it, so a run that
+finishes has delivered every write to every socket, live and floor alike. The throughput
+benchmark reports, per run, whether every socket got one frame per write and the last write.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from tests.services import ServiceNotInstalled, postgres_bin_dir
 pytestmark = [pytest.mark.xdist_group("benchmark"), pytest.mark.timeout(600)]
 
 
-def test_the_fanout_benchmark_delivers_every_write(tmp_path, baked_venv):
+def require_services():
+    """Skip (or fail, under REQUIRE_SERVICES=1) without PostgreSQL or Redis installed."""
     try:
         postgres_bin_dir()
         if shutil.which("redis-server") is None:
@@ -28,6 +30,10 @@ def test_the_fanout_benchmark_delivers_every_write(tmp_path, baked_venv):
         from tests.conftest import _missing
 
         _missing(str(error))
+
+
+def test_the_fanout_benchmark_delivers_every_write(tmp_path, baked_venv):
+    require_services()
     out = tmp_path / "results"
     result = baking.run_command(
         [sys.executable, "benchmarks/fanout.py", "--clients", "1", "20", "--writes", "3",
@@ -40,3 +46,24 @@ def test_the_fanout_benchmark_delivers_every_write(tmp_path, baked_venv):
     }, result.stdout
     for row in rows:
         assert len(row["live"]) == len(row["floor"]) == 3
+
+
+def test_the_throughput_benchmark_reports_delivery(tmp_path, baked_venv):
+    require_services()
+    out = tmp_path / "results"
+    result = baking.run_command(
+        [sys.executable, "benchmarks/throughput.py", "--server", "uvicorn", "--subscribers", "5",
+         "--seconds", "2", "--rates", "25", "--warmup", "0", "--out", str(out), "--no-plot",
+         "--venv", str(baked_venv)],
+        cwd=TEMPLATE_DIR, env=baking.clean_env(), timeout=300,
+    )  # fmt: skip
+    results = json.loads((out / "throughput.json").read_text())["results"]
+    assert {(r["server"], r["mode"]) for r in results} == {
+        ("uvicorn", "live"),
+        ("uvicorn", "floor"),
+    }, result.stdout
+    for r in results:
+        [run] = r["runs"]
+        assert run["writes"] == 50 and run["subscribers"] == 5, run
+        assert run["delivered"], (r["mode"], run, result.stdout)
+        assert run["status"] in ("pass", "fail", "writer-limited"), run
