@@ -18,6 +18,8 @@ are sent on commit, like LiveTestCase's TransactionTestCase.
 import pytest
 import pytest_asyncio
 from django.conf import settings
+from django.core.management import call_command
+from django.db import connections
 from django.utils.module_loading import import_string
 
 from rest_live.testing import open_socket
@@ -32,6 +34,17 @@ def pytest_configure(config):
     # host. Add it up front, as Django's runner would.
     if settings.configured and "testserver" not in settings.ALLOWED_HOSTS:
         settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's test databases, then the system checks, as `manage.py test` runs them.
+
+    A misconfiguration fails the run, and the checks that ask the database (JSONField's, on
+    Django 6) have asked it before any SimpleTestCase, which may not query it, runs checks.
+    """
+    with django_db_blocker.unblock():
+        call_command("check", databases=list(connections))
 
 
 @pytest.fixture
