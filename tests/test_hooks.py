@@ -8,6 +8,7 @@ import pytest
 
 from tests import baking
 from tests.combos import TEMPLATE_DIR
+from tests.test_bake import env_file
 
 REFUSED = [
     ("project_slug", "My-Project"),  # not lowercase, not an identifier
@@ -144,3 +145,23 @@ def test_next_steps_fit_the_answers(tmp_path, cookiecutter_config, answers, serv
         if name in servers
     )
     assert f"{variables} in .env" in message, message
+
+
+# --- the post-gen hook's metrics parts ------------------------------------------------------
+
+
+@pytest.mark.parametrize("metrics", ["none", "prometheus"])
+def test_metrics_token_and_files_follow_the_answer(tmp_path, cookiecutter_config, metrics):
+    result = baking.cookiecutter_cli(tmp_path, cookiecutter_config, f"metrics={metrics}")
+
+    assert result.returncode == 0, result.describe()
+    project = tmp_path / "live_todos"
+    chosen = metrics == "prometheus"
+    for relative in ("config/metrics.py", "tests/test_metrics.py"):
+        assert (project / relative).exists() == chosen, relative
+    env = env_file(project / ".env")
+    assert ("METRICS_TOKEN" in env) == chosen, sorted(env)
+    if chosen:
+        assert len(env["METRICS_TOKEN"]) >= 32, env["METRICS_TOKEN"]
+        assert "METRICS_TOKEN=\n" in (project / ".env.example").read_text()
+    assert ("METRICS_TOKEN are already there" in result.stdout) == chosen, result.stdout
