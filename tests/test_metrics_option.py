@@ -1,10 +1,10 @@
 """The `metrics` option: nothing of it without it; with `prometheus`, /metrics on a real server.
 
 The bake's own tests (tests/test_metrics.py in a metrics bake) check the endpoint and the metrics
-in-process; here the combos' files are checked, and a bake is served by Daphne with debug off, as
-deployed, and scraped the way its README says, after a real websocket subscribed and a change
-from another process arrived. The same run checks the README's activity-log example against the
-lines the server really logs.
+in-process; here the combos' files are checked, rest_live is run without prometheus-client (its
+stand-ins), and a bake is served by Daphne with debug off, as deployed, and scraped the way its
+README says, after a real websocket subscribed and a change from another process arrived. The
+same run checks the README's activity-log example against the lines the server really logs.
 """
 
 from __future__ import annotations
@@ -88,6 +88,31 @@ def test_metrics_without_the_example_app_passes_ruff(bake):
             cwd=project,
             env=baking.clean_env(),
         )
+
+
+# The rest_live tests that go through every place a metric is recorded: sockets, subscriptions,
+# changes and evaluations, frames sent and dropped, publish failures.
+METRIC_CALL_SITE_TESTS = (
+    "tests.test_activity_log", "tests.test_backpressure", "tests.test_faults",
+    "tests.test_change_log",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("combo", combo_params(PLAIN_COMBOS[0]))
+def test_without_prometheus_client_rest_live_records_into_stand_ins(project, tmp_path):
+    # The shared venv has prometheus-client (a combo pins it), which a metrics=none project does
+    # not: hide it, as its absence would.
+    blocker = tmp_path / "hidden" / "prometheus_client"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text('raise ImportError("not installed")\n')
+    hidden = {"PYTHONPATH": str(blocker.parent)}
+
+    kind = project.manage(
+        "shell", "-c", "from rest_live import metrics; print(type(metrics.CHANGES).__name__)",
+        env_overrides=hidden,
+    )  # fmt: skip
+    assert kind.stdout.strip().splitlines()[-1] == "_Nothing", kind.describe()
+    project.manage("test", "--noinput", *METRIC_CALL_SITE_TESTS, env_overrides=hidden, timeout=240)
 
 
 # --- a real server --------------------------------------------------------------------------
