@@ -208,7 +208,7 @@ def test_a_daphne_process_is_scraped_as_the_readme_says(project, tmp_path):
         assert value(body, "rest_live_distinct_subscriptions") == 1
         assert value(body, "rest_live_frames_sent_total") >= 3  # ack, error, broadcast
         assert value(body, "rest_live_frames_dropped_total") == 0
-        assert value(body, 'rest_live_changes_total{source="change log"}') == 2
+        assert value(body, 'rest_live_changes_total{source="change_log"}') == 2
         assert value(body, "rest_live_evaluation_seconds_count") == 2
         assert value(body, "rest_live_publish_failures_total") == 0
         if shutil.which("curl"):

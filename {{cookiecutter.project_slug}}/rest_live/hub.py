@@ -96,7 +96,7 @@ class Hub:
             message["change"],
             message["model"],
             message["pks"],
-            source,
+            source.replace("_", " "),
             len(consumers),
         )
         for consumer in consumers:
@@ -109,7 +109,7 @@ class Hub:
                 logger.exception("rest_live could not hand a change to a socket")
 
     async def _handle_logged(self, message):
-        await self.handle(message, source="change log")
+        await self.handle(message, source="change_log")
 
     async def _join_layer(self, label):
         if self._layer is None or label in self._joined or label not in self._watchers:
