@@ -26,6 +26,7 @@ from tests.services import (
     RedisServer,
     ServiceNotInstalled,
     postgres_bin_dir,
+    started,
 )
 
 
@@ -123,40 +124,18 @@ def project(combo, baked, baked_venv, combo_env) -> baking.BakedProject:
 # --- services -------------------------------------------------------------------------------
 
 
-def _start(server_class):
-    """Start a server, or skip (fail, under REQUIRE_SERVICES=1) when it is not installed."""
-    try:
-        server = server_class()
-    except ServiceNotInstalled as error:
-        if os.environ.get("REQUIRE_SERVICES") == "1":
-            pytest.fail(f"{error} (REQUIRE_SERVICES=1)", pytrace=False)
-        pytest.skip(str(error))
-    try:
-        server.start()
-    except BaseException:
-        server.close()
-        raise
-    return server
-
-
 @pytest.fixture(scope="session")
 def redis_server():
     """A Redis server for this test session (per xdist worker)."""
-    server = _start(RedisServer)
-    try:
+    with started(RedisServer) as server:
         yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture(scope="session")
 def postgres_server():
     """A PostgreSQL cluster for this test session (per xdist worker)."""
-    server = _start(PostgresServer)
-    try:
+    with started(PostgresServer) as server:
         yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture

@@ -316,6 +316,25 @@ class PostgresServer(_Server):
     _stop_signal = signal.SIGINT
 
 
+@contextlib.contextmanager
+def started(make_server):
+    """A server from `make_server()`, started, and closed at the end; the test is skipped (failed,
+    under REQUIRE_SERVICES=1) when the server's binaries are not installed."""
+    import pytest  # only the tests use this; the benchmarks import this module without pytest
+
+    try:
+        server = make_server()
+    except ServiceNotInstalled as error:
+        if os.environ.get("REQUIRE_SERVICES") == "1":
+            pytest.fail(f"{error} (REQUIRE_SERVICES=1)", pytrace=False)
+        pytest.skip(str(error))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
 @atexit.register
 def _stop_leftovers() -> None:
     for server in list(_running):

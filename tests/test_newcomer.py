@@ -28,9 +28,9 @@ from tests.combos import COMBOS, combo_params
 from tests.services import (
     LOOPBACK,
     PostgresServer,
-    ServiceNotInstalled,
     die_with_parent,
     free_port,
+    started,
 )
 from tests.test_bake import env_file
 
@@ -155,19 +155,8 @@ class ScramPostgres(PostgresServer):
         return urlunsplit(parts._replace(netloc=f"{credentials}@{LOOPBACK}:{self.port}"))
 
 
-@contextlib.contextmanager
 def scram_postgres(*args: str):
-    try:
-        server = ScramPostgres(*args)
-    except ServiceNotInstalled as error:
-        if os.environ.get("REQUIRE_SERVICES") == "1":
-            pytest.fail(f"{error} (REQUIRE_SERVICES=1)", pytrace=False)
-        pytest.skip(str(error))
-    try:
-        server.start()
-        yield server
-    finally:
-        server.close()
+    return started(lambda: ScramPostgres(*args))
 
 
 def without_password(url: str) -> str:

@@ -37,13 +37,15 @@ _by_loop = weakref.WeakKeyDictionary()  # event loop -> Hub
 
 
 class Hub:
+    """The sockets of one process that watch each model, and the changes they are handed."""
+
     def __init__(self, layer):
         self._layer = layer
         self._watchers = {}  # model label -> {consumer: None}, in the order they joined
         self._groups = {}  # model label -> its layer group
         self._joined = {}  # model label -> when its group was joined
         self._membership = asyncio.Lock()  # one change of layer membership at a time
-        self._handling = asyncio.Lock()
+        self._handling = asyncio.Lock()  # one change handed out at a time (see `handle`)
         self._channel = None
         self._tasks = ()  # (receiving from the layer, polling the feed) while anyone watches
         self._seen = RecentIds(4096)  # changes handed out, so the other copy is dropped
@@ -152,6 +154,7 @@ class Hub:
                 self._failed(error)
                 await asyncio.sleep(conf.setting("CHANGE_POLL_SECONDS"))
                 continue
+            self._answered()
             if message.get("type") == "rest_live.change":
                 await self.handle(message)
 
