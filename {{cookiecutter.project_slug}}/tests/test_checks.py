@@ -53,6 +53,9 @@ def routing_warnings():
 
 @override_settings(ROOT_URLCONF=__name__)
 class LiveViewRoutingCheckTests(SimpleTestCase):
+    # run_checks() runs Django's checks too, and on Django 6 one of them queries the database.
+    databases = {"default"}
+
     @override_settings(REST_LIVE_ROUTERS=[f"{__name__}.serves_nothing"])
     def test_a_live_view_no_router_serves_is_a_warning(self):
         warnings = routing_warnings()

@@ -77,6 +77,9 @@ class LimitTests(LiveTestCase):
 
 
 class MessageRateTests(SimpleTestCase):
+    # run_checks() runs Django's checks too, and on Django 6 one of them queries the database.
+    databases = {"default"}
+
     def test_burst_then_steady_rate(self):
         now = [0.0]
         rate = MessageRate(burst=3, per_second=2, clock=lambda: now[0])
