@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -283,6 +285,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     workdir = Path(tempfile.mkdtemp(prefix="rest-live-bench-"))
+    atexit.register(shutil.rmtree, workdir, ignore_errors=True)  # the bake, logs, sockets
     path, venv = bench_project.bake(workdir, args.venv)
     with LoggingPostgres() as postgres, RedisServer() as redis:
         env = bench_project.environment(postgres.url, redis.url, args.layer[0])

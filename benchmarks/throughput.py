@@ -63,8 +63,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -592,6 +594,7 @@ def main(argv=None):
     args.warmup = min(args.warmup, args.seconds)
 
     workdir = Path(tempfile.mkdtemp(prefix="rest-live-throughput-"))
+    atexit.register(shutil.rmtree, workdir, ignore_errors=True)  # the bake, logs, sockets
     path, venv = bench_project.bake(workdir, args.venv)
     started = time.monotonic()
     with PostgresServer() as postgres, RedisServer() as redis:

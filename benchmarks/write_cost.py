@@ -19,7 +19,9 @@ write_cost.json and write_cost.png.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -141,6 +143,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     workdir = Path(tempfile.mkdtemp(prefix="rest-live-write-cost-"))
+    atexit.register(shutil.rmtree, workdir, ignore_errors=True)  # the bake, logs, sockets
     combo = BY_NAME["production"]
     path = baking.bake(combo, workdir / "bake", baking.write_cookiecutter_config(workdir))
     venv = baking.ensure_venv(baking.requirement_lines(path), baking.baked_python())
