@@ -1,0 +1,56 @@
+"""Publishing from synchronous code: one event loop per process that lives on, in order, and a
+layer that does not answer costs a write at most the publisher's timeout."""
+
+import asyncio
+from unittest import mock
+
+from channels.layers import BaseChannelLayer
+from django.contrib.auth.models import Group
+from django.test import TransactionTestCase, override_settings
+
+from rest_live import broadcasting, publisher
+from rest_live.broadcasting import connect_signals
+
+connect_signals(Group)  # as a router registering a view of it does
+
+
+class RecordingLayer(BaseChannelLayer):
+    """A layer that is not the in-memory one, noting each group_send and the loop it ran on."""
+
+    sent = []
+
+    async def group_send(self, group, message):
+        RecordingLayer.sent.append((group, message["pks"], asyncio.get_running_loop()))
+
+
+class SilentLayer(BaseChannelLayer):
+    """A layer that never answers."""
+
+    async def group_send(self, group, message):
+        await asyncio.sleep(3600)
+
+
+@override_settings(CHANNEL_LAYERS={"default": {"BACKEND": "tests.test_publisher.RecordingLayer"}})
+class PublisherTests(TransactionTestCase):
+    def setUp(self):
+        RecordingLayer.sent = []
+
+    def test_writes_publish_in_order_from_one_loop_that_lives_on(self):
+        groups = [Group.objects.create(name=f"group {n}") for n in range(3)]
+        self.assertEqual(
+            [(group, pks) for group, pks, _loop in RecordingLayer.sent],
+            [("rest_live.auth.group", [g.pk]) for g in groups],
+        )
+        # async_to_sync would have run each on a loop of its own (and connected afresh each time).
+        self.assertEqual(len({id(loop) for _group, _pks, loop in RecordingLayer.sent}), 1)
+        self.assertFalse(RecordingLayer.sent[0][2].is_closed())
+
+    @override_settings(CHANNEL_LAYERS={"default": {"BACKEND": "tests.test_publisher.SilentLayer"}})
+    def test_a_layer_that_does_not_answer_costs_a_write_the_timeout_and_no_more(self):
+        outage = broadcasting._Outage()  # this test's own, so no other test sees it end
+        with mock.patch.object(publisher, "_TIMEOUT", 0.2):
+            with mock.patch.object(broadcasting, "_outage", outage):
+                with self.assertLogs("rest_live", "DEBUG") as logs:
+                    group = Group.objects.create(name="kept")
+        self.assertTrue(Group.objects.filter(pk=group.pk).exists())
+        self.assertIn("could not broadcast", "\n".join(logs.output))
