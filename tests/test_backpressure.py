@@ -154,7 +154,11 @@ def test_sockets_that_stop_reading_are_closed_with_4029_within_a_bounded_memory(
         assert codes == [4029] * SLOW_SOCKETS
         await fast.close()
 
-    with served(project.path, project.venv, project.env, server, tmp_path) as app:
+    # A slow socket stops answering pings when it stops reading; on a busy machine this test
+    # outlasts the servers' default ping timeout (20 s + 20 s), which would drop it (1006) before
+    # it reads its 4029. Dropping is the next test's subject: here pings wait longer.
+    options = PATIENT_PINGS[server]
+    with served(project.path, project.venv, project.env, server, tmp_path, options=options) as app:
         asyncio.run(scenario(app))
 
 
@@ -237,6 +241,10 @@ for _ in range({PING_ROUNDS}):
     broadcast(Todo, list(Todo.objects.order_by("pk").values_list("pk", flat=True)[:{PING_TODOS}]))
     time.sleep(0.5)
 """
+PATIENT_PINGS = {
+    "daphne": ("--ping-interval", "120", "--ping-timeout", "120"),
+    "uvicorn": ("--ws-ping-interval", "120", "--ws-ping-timeout", "120"),
+}
 QUICK_PINGS = {
     "daphne": ("--ping-interval", "1", "--ping-timeout", "2"),
     "uvicorn": ("--ws-ping-interval", "1", "--ws-ping-timeout", "2"),

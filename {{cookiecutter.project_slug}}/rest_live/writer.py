@@ -134,7 +134,7 @@ def _transport_of(send):
         return flow
     transport = getattr(protocol, "transport", None)
     if callable(getattr(transport, "get_write_buffer_size", None)):
-        return _AsyncioFlow(transport)
+        return _AsyncioFlow(transport, protocol)
     return _Unknown()
 
 
@@ -169,8 +169,9 @@ class _AsyncioFlow:
 
     never_waits = False
 
-    def __init__(self, transport):
+    def __init__(self, transport, protocol):
         self._transport = transport
+        self._protocol = protocol
         self._low = _low_water(transport)
 
     def writable(self):
@@ -180,7 +181,13 @@ class _AsyncioFlow:
         return None
 
     def closing_slowly(self):
-        return None  # Uvicorn waits for the client's answer as long as its ping timeout
+        # As for Daphne below: websockets (Uvicorn's) gives the close frame `close_timeout`, 10 s,
+        # to get through buffers that hold megabytes for this client, then drops the connection
+        # without a code. Give it as long as the ping timeout.
+        close_timeout = getattr(self._protocol, "close_timeout", None)
+        if isinstance(close_timeout, int | float):
+            timeout = getattr(self._protocol, "ping_timeout", None) or 30
+            self._protocol.close_timeout = max(close_timeout, timeout)
 
 
 def _low_water(transport):
