@@ -6,6 +6,7 @@ These files are written into a temporary bake only; nothing here ships in the te
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from tests import baking
@@ -250,6 +251,20 @@ def bake(workdir: Path, venv: Path | None = None) -> tuple[Path, Path]:
     for name, text in FILES.items():
         (path / name).write_text(text)
     return path, venv or baking.ensure_venv(baking.requirement_lines(path), baking.baked_python())
+
+
+async def start_script(project, script: str, *args, env=None):
+    """`script` (one of the files above) run by the bake's Python, in the bake, with `args`,
+    talking through pipes: the benchmarks' writer processes."""
+    return await asyncio.create_subprocess_exec(
+        str(project.venv / "bin" / "python"),
+        script,
+        *map(str, args),
+        cwd=project.path,
+        env=baking.clean_env(project.venv, project.env if env is None else env),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
 
 
 def environment(postgres_url: str, redis_url: str, layer: str) -> dict[str, str]:

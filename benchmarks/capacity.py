@@ -260,14 +260,8 @@ class Writer:
 
     @classmethod
     async def start(cls, project, todo_pk, first, rate, seconds, bulk_every):
-        process = await asyncio.create_subprocess_exec(
-            str(project.venv / "bin" / "python"),
-            "bench_capacity_writer.py",
-            *map(str, (todo_pk, first, rate, seconds, bulk_every)),
-            cwd=project.path,
-            env=baking.clean_env(project.venv, project.env),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
+        process = await bench_project.start_script(
+            project, "bench_capacity_writer.py", todo_pk, first, rate, seconds, bulk_every
         )
         line = await process.stdout.readline()
         assert line.strip() == b"ready", line

@@ -56,15 +56,7 @@ class Writer:
 
     @classmethod
     async def start(cls, project, env, todo_pk):
-        process = await asyncio.create_subprocess_exec(
-            str(project.venv / "bin" / "python"),
-            "bench_writer.py",
-            str(todo_pk),
-            cwd=project.path,
-            env=baking.clean_env(project.venv, env),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-        )
+        process = await bench_project.start_script(project, "bench_writer.py", todo_pk, env=env)
         assert (await process.stdout.readline()).strip() == b"ready"
         return cls(process)
 

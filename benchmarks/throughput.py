@@ -193,14 +193,8 @@ class PacedWriter:
 
     @classmethod
     async def start(cls, project, mode, pk, first, index, writers, rate, seconds):
-        process = await asyncio.create_subprocess_exec(
-            str(project.venv / "bin" / "python"),
-            "bench_paced_writer.py",
-            *map(str, (mode, pk, first, index, writers, rate, seconds)),
-            cwd=project.path,
-            env=baking.clean_env(project.venv, project.env),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
+        process = await bench_project.start_script(
+            project, "bench_paced_writer.py", mode, pk, first, index, writers, rate, seconds
         )
         writer = cls(process)
         await writer._expect(b"ready")
