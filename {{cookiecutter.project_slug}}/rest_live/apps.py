@@ -2,6 +2,7 @@ from django.apps import AppConfig
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
+from django.db.models.signals import post_migrate, pre_migrate
 from django.utils.module_loading import import_string
 
 from rest_live import conf
@@ -33,9 +34,20 @@ class RestLiveConfig(AppConfig):
                 )
         checks.register(check_settings)
         # A view left off every router answers REST and 404s every subscription; say so early.
-        from rest_live.checks import check_live_views_are_routed
+        from rest_live.checks import (
+            check_capture_installed,
+            check_live_views_are_followed,
+            check_live_views_are_routed,
+        )
 
         checks.register(check_live_views_are_routed, checks.Tags.urls)
+        checks.register(check_live_views_are_followed)
+        checks.register(check_capture_installed, checks.Tags.database)
+        # `migrate` (and `flush`) keep the change capture in step with the registered views.
+        from rest_live.capture import install
+
+        pre_migrate.connect(install.before_migrate, sender=self)
+        post_migrate.connect(install.after_migrate, sender=self)
 
 
 def check_settings(app_configs, **kwargs):

@@ -1,11 +1,11 @@
-"""How a committed change leaves the writing process: model signals, the change log, `on_commit`,
-the channel layer.
+"""How a committed change leaves the writing process.
 
-Any process that loads Django broadcasts (HTTP workers, admin, the shell, jobs): the signals are
-connected when a router registers a view, and `AppConfig.ready` imports the routers. Each change is
-written to the change log (models.Change) in the transaction of the write, then published on the
-channel layer once that commits. Messages carry primary keys only; each server process evaluates
-them per subscription (see subscriptions.py), and reads the log for any the layer lost (feed.py).
+The database's capture triggers (capture/) write each change of every table a live view reads to
+the change log, in the transaction of the write, whatever made it: `save()`, `QuerySet.update()`,
+bulk operations, raw SQL, another program. Django's own writes also announce themselves through
+model signals (`post_save`, `post_delete`, `m2m_changed` of each captured model): once the
+transaction commits, a wake-up goes out on the channel layer, so servers read the log at once
+rather than at their next poll. `broadcast()` logs changes that no table records.
 """
 
 import logging
@@ -14,31 +14,28 @@ from functools import partial
 
 from channels.layers import get_channel_layer
 from django.db import DatabaseError, models, router, transaction
-from django.db.models.signals import post_delete, post_save
+from django.db.models.signals import m2m_changed, post_delete, post_save
 
 from rest_live import metrics
+from rest_live.changes import Change, wake_message
 from rest_live.publisher import publish
 
 logger = logging.getLogger(__name__)
 
-CHANGE_MESSAGE = "rest_live.change"  # dispatched to SubscriptionConsumer.rest_live_change
-
-
-def group_name(model):
-    """The channel layer group whose members hear about changes to `model`."""
-    return f"rest_live.{model._meta.label_lower}"
+# The layer group of every server process that has sockets watching anything.
+GROUP = "rest_live.changes"
 
 
 def broadcast(target, pks=None):
-    """Announce changes that bypass model signals, such as `QuerySet.update()` or `bulk_create()`.
+    """Announce changes that no captured table records: what a view shows from elsewhere (a
+    cache, a file, a table in another database), or rows a `SerializerMethodField` reads.
 
+    Writes to the tables a live view reads need no call: the capture sees every one of them.
     `target` is a model instance, a queryset (every row in it), or a model class with `pks`. Each
     subscriber then gets CREATED, UPDATED or DELETED as the rows now look to it; a pk whose row is
     gone is a deletion. Sent when the current transaction commits, or at once outside one.
 
-        updated = list(Todo.objects.filter(done=False).values_list("pk", flat=True))
-        Todo.objects.filter(pk__in=updated).update(done=True)
-        broadcast(Todo, updated)
+        broadcast(Todo, [todo.pk for todo in todos_whose_weather_changed])
     """
     if isinstance(target, models.Model):
         model, pks, using = type(target), [target.pk], router.db_for_write(type(target))
@@ -54,14 +51,18 @@ def broadcast(target, pks=None):
     _announce(model, pks, using)
 
 
-def _announce(model, pks, using, created=False):
+def _announce(model, pks, using):
     if pks:
         pks = [pk if isinstance(pk, int) else str(pk) for pk in pks]
-        change = _record(model, pks, using, created)
-        transaction.on_commit(partial(_send, model, pks, change, created), using=using)
+        position = _record(model, pks, using)
+        if isinstance(position, int):
+            _wake_after_commit(using)
+        else:
+            change = Change(model._meta.label, tuple(pks), position)
+            transaction.on_commit(partial(_send, change.message(), model), using=using)
 
 
-def _record(model, pks, using, created):
+def _record(model, pks, using, created=False):
     """Write the change to the log, in the write's transaction; its id, or a random one if the log
     cannot take it (then only the layer carries it)."""
     # Imported here: this module loads with the app (rest_live/__init__.py), before models can.
@@ -107,25 +108,25 @@ class _Outage:
     def __init__(self):
         self.lost = 0
 
-    def failed(self, model, pks, error):
+    def failed(self, model, error):
         self.lost += 1
+        what = f"a change to {model._meta.label}" if model is not None else "a change"
         if self.lost == 1:
             logger.error(
-                "rest_live could not broadcast a change to %s %s: the channel layer is "
-                "unreachable (%s: %s). Until it answers again, servers deliver changes from the "
-                "change log (every REST_LIVE_CHANGE_POLL_SECONDS)",
-                model._meta.label,
-                pks,
+                "rest_live could not announce %s: the channel layer is unreachable (%s: %s). "
+                "Until it answers again, servers read changes from the change log (every "
+                "REST_LIVE_CHANGE_POLL_SECONDS)",
+                what,
                 type(error).__name__,
                 error,
             )
         else:
-            logger.debug("rest_live could not broadcast %s %s", model._meta.label, pks)
+            logger.debug("rest_live could not announce %s", what)
 
     def ended(self):
         if self.lost:
             logger.warning(
-                "rest_live reached the channel layer again; %d broadcasts could not be sent",
+                "rest_live reached the channel layer again; %d announcements could not be sent",
                 self.lost,
             )
             self.lost = 0
@@ -134,43 +135,47 @@ class _Outage:
 _outage = _Outage()
 
 
-def _send(model, pks, change, created):
-    message = change_message(model._meta.label, pks, change, created)
+def _send(message, model=None):
     try:
-        publish(get_channel_layer(), group_name(model), message)
+        publish(get_channel_layer(), GROUP, message)
     except Exception as error:
         # The write is committed and stays so, and so is its row in the change log, from which the
         # servers' feeds deliver it.
         metrics.PUBLISH_FAILURES.inc()
-        _outage.failed(model, pks, error)
+        _outage.failed(model, error)
     else:
         _outage.ended()
 
 
-def change_message(label, pks, change, created):
-    """What the channel layer, or the feed, brings a consumer for one change.
-
-    `created` says the write inserted these rows: subscribers that never saw them get CREATED.
-    """
-    return {
-        "type": CHANGE_MESSAGE,
-        "model": label,
-        "pks": pks,
-        "change": change,
-        "created": created,
-    }
+def _wake():
+    _send(wake_message())
 
 
-def _on_save(sender, instance, created, using, **kwargs):
-    _announce(sender, [instance.pk], using, created)
+def _wake_after_commit(using):
+    """Wake the servers once this transaction commits (once, however many rows it writes)."""
+    connection = transaction.get_connection(using)
+    if connection.in_atomic_block and any(entry[1] is _wake for entry in connection.run_on_commit):
+        return
+    transaction.on_commit(_wake, using=using)
 
 
-def _on_delete(sender, instance, using, **kwargs):
-    _announce(sender, [instance.pk], using)
+def _log_database():
+    from rest_live.models import Change as LoggedChange
+
+    return router.db_for_write(LoggedChange)
+
+
+def _on_write(sender, using, instance=None, **kwargs):
+    if using == _log_database():
+        _wake_after_commit(using)  # the capture logged it; the servers need only hear of it
+    elif instance is not None and kwargs.get("signal") is not m2m_changed:
+        # A database without the log: the change travels whole, on the layer only.
+        _announce(sender, [instance.pk], using)
 
 
 def connect_signals(model):
-    """Broadcast every save and delete of `model`; safe to call more than once."""
+    """Wake the servers after every Django write to `model`; safe to call more than once."""
     uid = f"rest_live.{model._meta.label_lower}"
-    post_save.connect(_on_save, sender=model, dispatch_uid=uid)
-    post_delete.connect(_on_delete, sender=model, dispatch_uid=uid)
+    post_save.connect(_on_write, sender=model, dispatch_uid=uid)
+    post_delete.connect(_on_write, sender=model, dispatch_uid=uid)
+    m2m_changed.connect(_on_write, sender=model, dispatch_uid=uid)

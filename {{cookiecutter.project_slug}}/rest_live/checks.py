@@ -1,11 +1,14 @@
-"""System checks that need the URLconf: live views that no router serves."""
+"""System checks of the live views: views no router serves, relations the capture cannot follow,
+and tables whose change capture is missing or stale."""
 
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
+from django.db import DatabaseError
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils.module_loading import import_string
 
+from rest_live.capture import install, registry
 from rest_live.mixins import RealtimeMixin
 
 
@@ -51,6 +54,53 @@ def check_live_views_are_routed(app_configs, **kwargs):
                 "RealtimeMixin from its bases.",
                 obj=view,
                 id="rest_live.W002",
+            )
+        )
+    return problems
+
+
+def check_live_views_are_followed(app_configs, **kwargs):
+    """Warn about what a live view shows that the capture cannot follow to its table."""
+    problems = []
+    for reading in registry.readings():
+        for sentence in reading.unfollowed:
+            name = reading.view.__qualname__
+            problems.append(
+                checks.Warning(
+                    f"{name}: {sentence}, so rest_live cannot tell which table's changes change "
+                    "it; its subscribers are not sent such changes.",
+                    hint=f"Declare what it reads as lookups from the view's model, e.g. "
+                    f"{name}.live_dependencies = ['owner__profile'] (an empty list if it reads "
+                    "nothing of other tables), or call rest_live.broadcast() where it changes.",
+                    obj=reading.view,
+                    id="rest_live.W003",
+                )
+            )
+    return problems
+
+
+def check_capture_installed(app_configs, databases=None, **kwargs):
+    """An error for each table a live view reads whose change capture is missing or stale:
+    changes to it would reach no subscriber."""
+    using = install.log_database()
+    if not databases or using not in databases or install.check_deferred(using):
+        return []
+    try:
+        found = install.status(using)
+    except (DatabaseError, NotImplementedError):
+        return []  # not migrated yet, or a database the capture does not support
+    problems = []
+    for item in found:
+        if item.state == "installed":
+            continue
+        problems.append(
+            checks.Error(
+                f"The change capture of {item.table.label} (table {item.table.name}) is "
+                f"{item.state}: changes to it reach no live subscriber. It is read by: "
+                f"{'; '.join(item.why)}.",
+                hint="Run `python manage.py migrate`, which installs it (or `python manage.py "
+                "live_capture install`).",
+                id="rest_live.E003",
             )
         )
     return problems

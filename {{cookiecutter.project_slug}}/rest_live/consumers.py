@@ -26,7 +26,8 @@ activity = logging.getLogger("rest_live.activity")
 class Held(NamedTuple):
     """A subscription this socket holds."""
 
-    label: str  # the model's label
+    label: str  # the model's label, as the client named it
+    source: str  # the label its changes are logged under (a proxy's concrete model's)
     live: subscriptions.LiveSubscription
     model: type
     after: int  # outcomes of evaluations up to this one are older than its snapshot
@@ -58,40 +59,49 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
         self._waiting += 1
         await self._in_turn(message)
 
-    async def _in_turn(self, message):
+    async def _in_turn(self, message, handler=None):
         """Handle `message` when the socket's turn comes; its caller counted it in `_waiting`."""
         try:
             await self._turn.acquire()
         finally:
             self._waiting -= 1
         try:
-            handler = getattr(self, get_handler_name(message), None)
+            handler = handler or getattr(self, get_handler_name(message), None)
             if handler is None:
                 raise ValueError(f"No handler for message type {message['type']}")
             await handler(message)
         finally:
             self._turn.release()
 
-    def begin_change(self, message):
-        """The hub's first call for a change: start evaluating it for this socket's subscriptions,
-        so that all of them, on every socket, are under way before any is awaited."""
-        for held in self._subscriptions.values():
-            if held.label == message["model"]:
-                held.live.begin(message["change"], message["pks"])
+    # What the hub asks of a socket (hub.Watcher).
 
-    async def take_change(self, message):
-        """The hub's second call: handle the change now, or, if the socket is busy, after what
-        it is doing, without holding up the hub's other sockets."""
+    def begin_change(self, change):
+        """Start evaluating `change` for this socket's subscriptions, so that all of them, on
+        every socket, are under way before any is awaited."""
+        for held in self._subscriptions.values():
+            if held.source == change.model:
+                held.live.begin(change.position, change.pks)
+
+    async def take_change(self, change):
+        """Handle the change now, or, if the socket is busy, after what it is doing, without
+        holding up the hub's other sockets."""
+        await self._when_free(self._apply_change, change)
+
+    async def lose_change(self, label):
+        """A change to `label` could not be followed: its subscriptions here re-sync."""
+        await self._when_free(self._reset, label)
+
+    async def _when_free(self, handler, argument):
         if self._turn.locked() or self._waiting:
             self._waiting += 1
-            asyncio.ensure_future(self._take_later(message))
+            asyncio.ensure_future(self._later(handler, argument))
             return
         async with self._turn:
-            await self.rest_live_change(message)
+            await handler(argument)
 
-    async def _take_later(self, message):
+    async def _later(self, handler, argument):
         try:
-            await self._in_turn(message)
+            await self._in_turn(argument, handler)
         except Exception:
             logger.exception("rest_live could not handle a change")
 
@@ -183,16 +193,24 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
             )
         # Watch first: changes committed from here on reach this socket, and it handles them only
         # after this subscription is set up, so none falls between reading state and listening.
-        await self._watch(model)
+        try:
+            await self._watch(model)
+        except Exception as error:
+            _log_failure("start watching", model._meta.label, error)
+            raise ProtocolError(
+                protocol.SERVER_ERROR, "The subscription could not be started.", request.id
+            ) from None
         try:
             subscriber = Subscriber(view_class, model, request, self.scope)
             live, snapshot = await self._start(subscriber, request)
         except BaseException:
             await self._unwatch(model)
             raise
-        label = model._meta.label
+        label, source = model._meta.label, model._meta.concrete_model._meta.label
         after = snapshot.after if snapshot else 0
-        self._subscriptions[request.id] = Held(label, live, model, after, snapshot is not None)
+        self._subscriptions[request.id] = Held(
+            label, source, live, model, after, snapshot is not None
+        )
         metrics.SUBSCRIPTIONS.inc()
         activity.debug("%s subscribed %r: %s", self._name(), request.id, subscriber.describe())
         if snapshot is not None:
@@ -214,15 +232,15 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
         if request.ack:
             await self.send(protocol.unsubscribed_frame(request.id))
 
-    async def rest_live_change(self, message):
-        """A committed change from broadcasting.py: send each subscription what it means to it."""
+    async def _apply_change(self, change):
+        """A committed change (changes.Change): send each subscription what it means to it."""
         if self._writer.closing:
             return
         for request_id, held in list(self._subscriptions.items()):
-            if held.label != message["model"]:
+            if held.source != change.model:
                 continue
             try:
-                events = await held.live.changes(message["change"], message["pks"], held.after)
+                events = await held.live.changes(change.position, change.pks, held.after)
             except Exception as error:
                 _log_failure("evaluate a change for", held.live.key, error)
                 reset = protocol.reset_frame(
@@ -230,14 +248,20 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
                 )
                 await self.send(reset)
                 continue
-            for action, _pk, instance in events:
-                if action == protocol.UPDATED and message["created"] and not held.snapshot:
+            for action, pk, instance in events:
+                if action == protocol.UPDATED and pk in change.created and not held.snapshot:
                     # The row was new, and this socket has been shown no state it could be
                     # in: the subscription only saw it because the write committed while the
                     # subscribe was being set up.
                     action = protocol.CREATED
                 frame = protocol.broadcast_frame(request_id, held.label, action, instance)
                 await self.send(frame)
+
+    async def _reset(self, label):
+        for request_id, held in list(self._subscriptions.items()):
+            if held.source == label and not self._writer.closing:
+                message = "A change could not be followed; re-sync."
+                await self.send(protocol.reset_frame(request_id, held.label, message))
 
     async def _start(self, subscriber, request):
         """(LiveSubscription, Snapshot or None) for an authorized subscriber."""
@@ -288,7 +312,11 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
 
     async def _watch(self, model):
         if not self._watching[model]:
-            await hub().join(model, self)
+            try:
+                await hub().join(model, self)
+            except BaseException:
+                await hub().leave(model, self)
+                raise
         self._watching[model] += 1
 
     async def _unwatch(self, model):

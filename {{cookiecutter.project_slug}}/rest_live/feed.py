@@ -1,20 +1,20 @@
-"""Each server process reads the change log (models.Change) and delivers what the layer did not.
+"""Each server process reads the change log (models.Change) and hands its hub what is new.
 
-The channel layer is the fast path: a writer publishes each change after its commit, in
-milliseconds. It can lose one: the layer was down, the writer was killed between its commit and
-its publish, or (with the in-memory layer) the writer was another process. The log cannot: its row
-is written in the transaction of the write. So every `REST_LIVE_CHANGE_POLL_SECONDS` the feed reads
-the changes logged since its last read and hands each one the layer has not brought to this
-process's hub (hub.py), which gives it to the sockets as it gives them the layer's.
+The log holds every committed change of every table a live view reads: the capture triggers
+write it in the transaction of the write, whatever made it (capture/), and so does
+`broadcast()`. The feed reads it when woken (PostgreSQL's NOTIFY, or a Django write's wake-up on
+the channel layer, both sent after the commit) and at least every
+`REST_LIVE_CHANGE_POLL_SECONDS`, so a lost wake-up (the layer down, a writer killed after its
+commit, another process on the in-memory layer) delays a change, and never loses it.
 
 Change ids are handed out when rows are written, not when they commit, so a row with a lower id
 can appear after a higher one. The feed keeps reading from below such a gap until the row
 appears, or for `_GAP_SECONDS` (a transaction open longer than that, or one that rolled back).
 """
 
+import asyncio
 import logging
 import time
-from collections import OrderedDict
 from datetime import timedelta
 
 from channels.db import database_sync_to_async
@@ -22,80 +22,76 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from rest_live import conf
-from rest_live.broadcasting import change_message
-from rest_live.models import Change
+from rest_live.changes import Change
+from rest_live.models import Change as LoggedChange
 
 logger = logging.getLogger(__name__)
 
 _GAP_SECONDS = 60.0
-_BATCH = 500  # changes read at most per poll; a longer backlog takes several polls
+_BATCH = 2000  # log rows read at most per poll; a longer backlog takes several polls
 _PRUNE_EVERY = 60.0  # seconds between deletions of rows older than the log keeps
-
-
-class RecentIds:
-    """The last `size` change ids something has handled, to drop the second copy of a change."""
-
-    def __init__(self, size=1024):
-        self.size = size
-        self._ids = OrderedDict()
-
-    def add(self, change_id):
-        """Record `change_id`; False if it was already there."""
-        if change_id in self._ids:
-            return False
-        self._ids[change_id] = None
-        if len(self._ids) > self.size:
-            self._ids.popitem(last=False)
-        return True
-
-    def __contains__(self, change_id):
-        return change_id in self._ids
+_RECENT = 256  # ids below the newest that may still be in open transactions when a feed starts
 
 
 class ChangeFeed:
-    """The change log as one process reads it; the hub (hub.py) polls it and fans out what it reads.
-
-    `deliver` is a coroutine function that takes one change message.
-    """
+    """The change log as one process reads it; `deliver` is a coroutine function that takes
+    one `Change`."""
 
     def __init__(self, deliver):
         self._deliver = deliver
         self._newest = None  # the highest change id read so far
-        self._handled = set()  # ids above it that the layer already brought here
         self._gaps = {}  # ids below it that have not appeared yet -> when first missed
         self._pruned = 0.0
+        self._woken = asyncio.Event()
 
-    def handled(self, change_id):
-        """The layer brought `change_id` to this process: the feed need not deliver it."""
-        if not isinstance(change_id, int) or self._newest is None:
-            return
-        if change_id > self._newest:
-            self._handled.add(change_id)
-        else:
-            self._gaps.pop(change_id, None)
+    @property
+    def started(self):
+        return self._newest is not None
+
+    async def start(self):
+        """Read where the log ends, before any subscription reads its state: every change
+        after this is delivered."""
+        if self._newest is None:
+            newest, present = await database_sync_to_async(_newest_ids)()
+            if self._newest is None:
+                now = time.monotonic()
+                recent = range(max(newest - _RECENT, 0) + 1, newest)
+                self._gaps = {i: now for i in recent if i not in present}
+                self._newest = newest
+
+    def wake(self):
+        """Read the log now (a commit was announced)."""
+        self._woken.set()
+
+    async def wait(self, timeout):
+        """Until woken, or `timeout` seconds."""
+        try:
+            await asyncio.wait_for(self._woken.wait(), timeout)
+        except TimeoutError:
+            pass
 
     async def poll(self):
-        """Deliver every change logged since the last poll that the layer has not brought."""
+        """Deliver every change logged since the last poll."""
+        self._woken.clear()
         if self._newest is None:
-            # Sockets take their state from the database when they subscribe: only changes
-            # after that can be missing.
-            self._newest = await database_sync_to_async(_newest_id)()
+            await self.start()
             return
         rows = await database_sync_to_async(_read)(self._newest, list(self._gaps))
         now = time.monotonic()
-        for change_id, label, pks, created in rows:
+        fresh = []
+        for row in rows:
+            change_id = row[0]
             if change_id in self._gaps:
                 del self._gaps[change_id]
             elif change_id > self._newest:
                 for missing in range(self._newest + 1, change_id):
                     self._gaps[missing] = now
                 self._newest = change_id
-                if change_id in self._handled:
-                    self._handled.discard(change_id)
-                    continue
             else:
-                continue  # a gap the layer filled while we read
-            await self._deliver(change_message(label, pks, change_id, created))
+                continue
+            fresh.append(row)
+        for change in _coalesced(fresh):
+            await self._deliver(change)
         for missing, since in list(self._gaps.items()):
             if now - since >= _GAP_SECONDS:
                 del self._gaps[missing]  # rolled back, or open for too long: given up
@@ -104,22 +100,45 @@ class ChangeFeed:
             await database_sync_to_async(_prune)()
 
 
-def _newest_id():
-    return Change.objects.order_by("-id").values_list("id", flat=True).first() or 0
+def _coalesced(rows):
+    """One `Change` per model for the rows read together: each evaluation reads the rows as
+    they are now, so one evaluation of all their keys shows what several would."""
+    merged = {}
+    for change_id, label, pks, created, refs in rows:
+        pks = [pk for pk in pks or () if pk is not None]
+        entry = merged.setdefault(label, {"pks": {}, "position": 0, "created": set(), "refs": {}})
+        entry["pks"].update(dict.fromkeys(pks))
+        entry["position"] = max(entry["position"], change_id)
+        if created:
+            entry["created"].update(pks)
+        for column, values in (refs or {}).items():
+            entry["refs"].setdefault(column, {}).update(dict.fromkeys(values))
+    for label, entry in merged.items():
+        refs = {column: tuple(values) for column, values in entry["refs"].items()}
+        yield Change(
+            label, tuple(entry["pks"]), entry["position"], frozenset(entry["created"]), refs
+        )
+
+
+def _newest_ids():
+    """(the highest change id, the ids present among the last `_RECENT` below it)."""
+    newest = LoggedChange.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    recent = LoggedChange.objects.filter(id__gt=newest - _RECENT).values_list("id", flat=True)
+    return newest, set(recent)
 
 
 def _read(newest, gaps):
     """Changes after `newest` (the oldest first, at most _BATCH), and those among `gaps`."""
-    fields = ("id", "model", "pks", "created")
-    rows = list(Change.objects.filter(id__gt=newest).values_list(*fields)[:_BATCH])
+    fields = ("id", "model", "pks", "created", "refs")
+    rows = list(LoggedChange.objects.filter(id__gt=newest).values_list(*fields)[:_BATCH])
     if gaps:
-        rows += Change.objects.filter(id__in=gaps).values_list(*fields)
-    return rows
+        rows += LoggedChange.objects.filter(id__in=gaps).values_list(*fields)
+    return sorted(rows)
 
 
 def _prune():
     keep = timezone.now() - timedelta(seconds=conf.setting("CHANGE_LOG_SECONDS"))
     try:
-        Change.objects.filter(recorded__lt=keep).delete()
+        LoggedChange.objects.filter(recorded__lt=keep).delete()
     except DatabaseError:
         logger.warning("rest_live could not prune the change log", exc_info=True)

@@ -1,31 +1,34 @@
 """How changes reach a server process's sockets: through one hub per process, not one layer
 channel per socket.
 
-The hub holds one channel of the channel layer, joined to the group of each model that a socket
-here watches, and reads the change log (feed.py) for what the layer loses. Each change it hears
-of, from either, it hands to the consumers watching that model once, in one pass: the consumers
-start their evaluations (each distinct subscription is evaluated once, subscriptions.py), then
-each writes its frames straight to its socket. A socket costs no layer channel, no layer message
-and no task wake-up per change.
+The hub reads the change log (feed.py) whenever something says it has news: PostgreSQL's NOTIFY
+(capture/listener.py), a wake-up on the channel layer from a Django write, or the poll timer. Each
+change it reads it hands, in one pass, to the sockets watching the changed model, and to those
+watching a view that shows the changed rows (a tag renamed reaches the sockets watching todos:
+capture/dependencies.py finds which todos, in one query per dependent view). The sockets start
+their evaluations (each distinct subscription is evaluated once, subscriptions.py), then each
+writes its frames straight to its socket.
 
-A consumer that is busy (setting up a subscription, say) gets the change queued behind what it is
+A socket that is busy (setting up a subscription, say) gets the change queued behind what it is
 doing, so each socket still handles its messages one at a time and in order.
-
-Should the layer be unreachable, joining a group fails quietly: the feed delivers that model's
-changes meanwhile, and the hub joins again at each poll of the feed until the layer answers.
 """
 
 import asyncio
 import logging
 import time
 import weakref
+from typing import Protocol
 
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.db import DatabaseError
 
 from rest_live import conf, metrics
-from rest_live.broadcasting import group_name
-from rest_live.feed import ChangeFeed, RecentIds
+from rest_live.broadcasting import GROUP
+from rest_live.capture import dependencies, listener, registry
+from rest_live.capture.install import log_database
+from rest_live.changes import CHANGE_MESSAGE, WAKE_MESSAGE, Change
+from rest_live.feed import ChangeFeed
 
 logger = logging.getLogger(__name__)
 activity = logging.getLogger("rest_live.activity")
@@ -36,112 +39,148 @@ _REJOIN_SECONDS = 3600.0
 _by_loop = weakref.WeakKeyDictionary()  # event loop -> Hub
 
 
+class Watcher(Protocol):
+    """What the hub asks of a socket (consumers.SubscriptionConsumer)."""
+
+    def begin_change(self, change: Change) -> None:
+        """Start evaluating `change` for the socket's subscriptions, without waiting."""
+
+    async def take_change(self, change: Change) -> None:
+        """Send the socket what `change` means to it, after what it is doing."""
+
+    async def lose_change(self, label: str) -> None:
+        """A change to `label`'s rows could not be followed: have its subscriptions re-sync."""
+
+
 class Hub:
     """The sockets of one process that watch each model, and the changes they are handed."""
 
     def __init__(self, layer):
         self._layer = layer
-        self._watchers = {}  # model label -> {consumer: None}, in the order they joined
-        self._groups = {}  # model label -> its layer group
-        self._joined = {}  # model label -> when its group was joined
+        self._watchers = {}  # model label -> {watcher: None}, in the order they joined
         self._membership = asyncio.Lock()  # one change of layer membership at a time
         self._handling = asyncio.Lock()  # one change handed out at a time (see `handle`)
         self._channel = None
-        self._tasks = ()  # (receiving from the layer, polling the feed) while anyone watches
-        self._seen = RecentIds(4096)  # changes handed out, so the other copy is dropped
+        self._joined = None  # when the layer group was joined; None while it is not
+        self._tasks = ()  # (layer, poll[, listen]) while anyone watches
         self._unreachable = False  # the layer failed, and has not answered since
         self.feed = ChangeFeed(self._handle_logged)
 
-    async def join(self, model, consumer):
-        """Hand `consumer` the changes to `model` from now on, whether or not the layer answers."""
-        label = model._meta.label
-        self._watchers.setdefault(label, {})[consumer] = None
-        self._groups[label] = group_name(model)
-        if not self._tasks:
-            self._tasks = (
-                asyncio.ensure_future(self._receive()),
-                asyncio.ensure_future(self._poll()),
-            )
-        if label not in self._joined:
-            async with self._membership:
-                await self._join_layer(label)
+    async def join(self, model, watcher):
+        """Hand `watcher` the changes to `model` from now on, whether or not the layer answers.
 
-    async def leave(self, model, consumer):
-        label = model._meta.label
+        Returns once the feed knows where the log ends, so every change committed after the
+        caller reads its state reaches `watcher`.
+        """
+        self._watchers.setdefault(_label(model), {})[watcher] = None
+        if not self._tasks:
+            tasks = [self._receive(), self._poll()]
+            if listener.can_listen(log_database()):
+                tasks.append(listener.listen(log_database(), self.feed.wake))
+            self._tasks = tuple(asyncio.ensure_future(task) for task in tasks)
+        async with self._membership:
+            await self.feed.start()
+            await self._join_layer()
+
+    async def leave(self, model, watcher):
+        label = _label(model)
         watchers = self._watchers.get(label, {})
-        watchers.pop(consumer, None)
-        if watchers:
+        watchers.pop(watcher, None)
+        if not watchers:
+            self._watchers.pop(label, None)
+        if self._watchers:
             return
         async with self._membership:
-            if self._watchers.get(label):
-                return  # someone joined while this waited
-            self._watchers.pop(label, None)
-            await self._leave_layer(label)
-            if not self._watchers:
+            if not self._watchers:  # nobody joined while this waited
+                await self._leave_layer()
                 self._stop()
 
-    async def handle(self, message, source="layer"):
-        """Hand one change, from the layer or the feed, to each consumer watching its model."""
-        # One change at a time: were the feed's to overtake the layer's at some consumers, those
-        # sockets would see the later change first.
+    async def handle(self, change, source="layer"):
+        """Hand one change, and what it means to views that show its rows, to their watchers."""
+        # One change at a time: were a later change handed out first at some sockets, those
+        # sockets would see it before the earlier one.
         async with self._handling:
-            await self._hand_out(message, source)
+            for target in await self._targets(change):
+                await self._hand_out(target, source)
 
-    async def _hand_out(self, message, source):
-        if not self._seen.add(message["change"]):
-            return  # the layer and the feed both brought it
-        self.feed.handled(message["change"])
+    async def _targets(self, change):
+        targets = [change] if change.model in self._watchers else []
+        related = [
+            dependency
+            for dependency in registry.dependents(change.model)
+            if _label(dependency.view_model) in self._watchers
+        ]
+        if not related:
+            return targets
+        try:
+            found = await database_sync_to_async(_affected)(related, change)
+        except Exception as error:
+            logger.error(
+                "rest_live could not find the rows that show change %s to %s (%s: %s); "
+                "their subscriptions re-sync",
+                change.position,
+                change.model,
+                type(error).__name__,
+                error,
+            )
+            for label in {_label(dependency.view_model) for dependency in related}:
+                for watcher in list(self._watchers.get(label, ())):
+                    await watcher.lose_change(label)
+            return targets
+        return targets + [change.about(label, pks) for label, pks in found.items() if pks]
+
+    async def _hand_out(self, change, source):
         metrics.CHANGES.labels(source).inc()
-        consumers = list(self._watchers.get(message["model"], ()))
+        watchers = list(self._watchers.get(change.model, ()))
         activity.debug(
             "change %s: %s %s, from the %s, for %d sockets",
-            message["change"],
-            message["model"],
-            message["pks"],
+            change.position,
+            change.model,
+            list(change.pks),
             source.replace("_", " "),
-            len(consumers),
+            len(watchers),
         )
-        for consumer in consumers:
-            consumer.begin_change(message)  # every evaluation starts before any is awaited
-        for consumer in consumers:
+        for watcher in watchers:
+            watcher.begin_change(change)  # every evaluation starts before any is awaited
+        for watcher in watchers:
             try:
-                await consumer.take_change(message)
+                await watcher.take_change(change)
             except Exception:
-                # A bug: the failures a change can meet are each consumer's to report.
+                # A bug: the failures a change can meet are each watcher's to report.
                 logger.exception("rest_live could not hand a change to a socket")
 
-    async def _handle_logged(self, message):
-        await self.handle(message, source="change_log")
+    async def _handle_logged(self, change):
+        await self.handle(change, source="change_log")
 
-    async def _join_layer(self, label):
-        if self._layer is None or label in self._joined or label not in self._watchers:
+    async def _join_layer(self):
+        if self._layer is None or self._joined is not None or not self._watchers:
             return
         try:
             if self._channel is None:
                 self._channel = await self._layer.new_channel()
-            await self._layer.group_add(self._groups[label], self._channel)
+            await self._layer.group_add(GROUP, self._channel)
         except Exception as error:
             self._failed(error)
             return
         self._answered()
-        self._joined[label] = time.monotonic()
+        self._joined = time.monotonic()
 
-    async def _leave_layer(self, label):
-        if self._joined.pop(label, None) is None:
+    async def _leave_layer(self):
+        if self._joined is None:
             return
+        self._joined = None
         try:
-            await self._layer.group_discard(self._groups[label], self._channel)
+            await self._layer.group_discard(GROUP, self._channel)
         except Exception as error:
             self._failed(error)
 
     async def _rejoin(self):
-        """Join the groups the layer refused, and those whose membership may have expired."""
-        stale = time.monotonic() - _REJOIN_SECONDS
-        for label in list(self._watchers):
-            if self._joined.get(label, stale) <= stale:
-                self._joined.pop(label, None)
-                async with self._membership:
-                    await self._join_layer(label)
+        """Join the group if the layer refused, or if the membership may have expired."""
+        if self._joined is not None and time.monotonic() - self._joined < _REJOIN_SECONDS:
+            return
+        self._joined = None
+        async with self._membership:
+            await self._join_layer()
 
     async def _receive(self):
         while True:
@@ -155,8 +194,10 @@ class Hub:
                 await asyncio.sleep(conf.setting("CHANGE_POLL_SECONDS"))
                 continue
             self._answered()
-            if message.get("type") == "rest_live.change":
-                await self.handle(message)
+            if message.get("type") == WAKE_MESSAGE:
+                self.feed.wake()
+            elif message.get("type") == CHANGE_MESSAGE:
+                await self.handle(Change.from_message(message))
 
     async def _poll(self):
         while True:
@@ -168,7 +209,7 @@ class Hub:
             except Exception:
                 logger.exception("rest_live could not read the change log")
             await self._rejoin()
-            await asyncio.sleep(conf.setting("CHANGE_POLL_SECONDS"))
+            await self.feed.wait(conf.setting("CHANGE_POLL_SECONDS"))
 
     def _stop(self):
         for task in self._tasks:
@@ -182,8 +223,8 @@ class Hub:
         if not self._unreachable:
             self._unreachable = True
             logger.warning(
-                "rest_live cannot reach the channel layer (%s: %s); this process delivers "
-                "changes from the change log until it answers",
+                "rest_live cannot reach the channel layer (%s: %s); this process reads the "
+                "change log every REST_LIVE_CHANGE_POLL_SECONDS until it answers",
                 type(error).__name__,
                 error,
             )
@@ -192,6 +233,20 @@ class Hub:
         if self._unreachable:
             self._unreachable = False
             logger.warning("rest_live reached the channel layer again")
+
+
+def _label(model):
+    """Changes are logged under the model that owns the table: a proxy's are its concrete's."""
+    return model._meta.concrete_model._meta.label
+
+
+def _affected(related, change):
+    """{view model label: pks of its rows that show the changed rows}."""
+    found = {}
+    for dependency in related:
+        pks = found.setdefault(_label(dependency.view_model), {})
+        pks.update(dict.fromkeys(dependencies.affected(dependency, change)))
+    return {label: tuple(pks) for label, pks in found.items()}
 
 
 def hub():

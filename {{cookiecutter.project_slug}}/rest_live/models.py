@@ -1,9 +1,9 @@
-"""The change log (a transactional outbox): every announced change, written in the transaction of
-the write it announces, so a change that commits is never lost, whatever happens to its broadcast.
+"""The change log (a transactional outbox): every change of a table a live view reads, written in
+the transaction of the write by the database's capture triggers (capture/), whoever wrote it, and
+by `broadcast()`. A change that commits is in the log; one that rolls back never was.
 
-Servers read it (feed.py) and deliver what the channel layer did not: a broadcast lost while the
-layer was down, a writer killed between its commit and its publish, a write made by another process
-where the layer is in-memory. Rows are kept for `REST_LIVE_CHANGE_LOG_SECONDS`.
+Servers read it (feed.py) and deliver each change to their sockets. Rows are kept for
+`REST_LIVE_CHANGE_LOG_SECONDS`.
 """
 
 from django.db import models
@@ -14,6 +14,9 @@ class Change(models.Model):
     model = models.CharField(max_length=200)  # the model's label, "todos.Todo"
     pks = models.JSONField()  # the primary keys that changed, as JSON numbers or strings
     created = models.BooleanField(default=False)  # the write inserted these rows
+    # Foreign-key columns of the changed rows, before and after: {"todo_id": [3, 4]}. They lead
+    # to the rows of other views that show these (capture/dependencies.py).
+    refs = models.JSONField(null=True, blank=True)
     recorded = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

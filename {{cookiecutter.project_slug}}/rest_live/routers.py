@@ -3,7 +3,7 @@
 from django.core.exceptions import ImproperlyConfigured
 from rest_framework.generics import GenericAPIView
 
-from rest_live.broadcasting import connect_signals
+from rest_live.capture import registry
 from rest_live.consumers import SubscriptionConsumer
 from rest_live.mixins import RealtimeMixin
 
@@ -40,7 +40,7 @@ class RealtimeRouter:
                 "RealtimeRouter at its own URL."
             )
         self._views[label] = (model, view)
-        connect_signals(model)
+        registry.add(view)
 
     def register_all(self, views):
         for view in views:

@@ -24,6 +24,11 @@ class GroupViewSet(RealtimeMixin, viewsets.ReadOnlyModelViewSet):
     permission_classes = []
 
 
+# Registered at import, as config/routing.py's views are, so `migrate` (the test database's too)
+# installs the change capture of what it reads.
+RealtimeRouter().register(GroupViewSet)
+
+
 def served_at(url, view=GroupViewSet):
     """An ASGI application that serves `view` live at `url` (e.g. "ws/"), with sessions."""
     router = RealtimeRouter()

@@ -1,5 +1,5 @@
 """The change log and the feed: a change that commits reaches its subscribers even when the
-channel layer loses its broadcast, exactly once, and a write never fails because of the log."""
+channel layer loses its wake-up, exactly once, and a write never fails because of the log."""
 
 import asyncio
 from datetime import timedelta
@@ -7,11 +7,13 @@ from datetime import timedelta
 from channels.db import database_sync_to_async
 from channels.layers import InMemoryChannelLayer
 from django.contrib.auth.models import Group
+from django.core.management import call_command
 from django.db import connection, transaction
 from django.test import TransactionTestCase, override_settings
 from django.utils import timezone
 
-from rest_live.broadcasting import change_message
+from rest_live.capture import install
+from rest_live.changes import Change as LiveChange
 from rest_live.feed import ChangeFeed
 from rest_live.hub import Hub
 from rest_live.models import Change
@@ -47,7 +49,7 @@ class FeedDeliveryTests(LiveTestCase):
         await self.db(group.delete)
         await self.assertBroadcast(socket, "DELETED", id=sub)
 
-    async def test_a_change_both_the_layer_and_the_log_bring_is_sent_once(self):
+    async def test_a_change_is_sent_once_however_often_the_feed_is_woken(self):
         socket = await self.connect()
         await self.subscribe(socket, "auth.Group")
         await self.db(Group.objects.create, name="once")
@@ -62,19 +64,18 @@ class FeedDeliveryTests(LiveTestCase):
         await self.subscribe(socket, "auth.Group")
         pk = (await self.db(Group.objects.create, name="before")).pk
         await self.assertBroadcast(socket, "CREATED")
-        await self.db(Group.objects.filter(pk=pk).update, name="after")
-        await self.db(broadcast, Group, [pk])
-        await self.assertBroadcast(socket, "UPDATED", {"name": "after"})
+        await self.db(broadcast, Group, [pk])  # a change no table records (nothing changed)
+        await self.assertBroadcast(socket, "UPDATED", {"name": "before"})
 
 
 class Recorder:
     """What the feed delivers to, in place of the hub."""
 
     def __init__(self):
-        self.messages = []
+        self.changes = []
 
-    async def __call__(self, message):
-        self.messages.append(message)
+    async def __call__(self, change):
+        self.changes.append(change)
 
 
 class FeedReadingTests(TransactionTestCase):
@@ -84,7 +85,7 @@ class FeedReadingTests(TransactionTestCase):
         Change.objects.create(id=change_id, model="auth.Group", pks=[change_id])
 
     def delivered(self, consumer):
-        return [message["change"] for message in consumer.messages]
+        return [(change.position, set(change.pks)) for change in consumer.changes]
 
     def test_rows_committed_out_of_id_order_are_all_delivered_once(self):
         self.log(1)
@@ -96,13 +97,27 @@ class FeedReadingTests(TransactionTestCase):
             await database_sync_to_async(self.log)(2)
             await database_sync_to_async(self.log)(4)  # 3 is written but not committed yet
             await feed.poll()
-            self.assertEqual(self.delivered(consumer), [2, 4])
-            feed.handled(5)  # the layer brought 5 first
+            # Rows of one model read together are one change: one evaluation of all their keys.
+            self.assertEqual(self.delivered(consumer), [(4, {2, 4})])
             await database_sync_to_async(self.log)(3)
             await database_sync_to_async(self.log)(5)
             await feed.poll()
             await feed.poll()
-            self.assertEqual(self.delivered(consumer), [2, 4, 3])
+            self.assertEqual(self.delivered(consumer), [(4, {2, 4}), (5, {3, 5})])
+
+        asyncio.run(scenario())
+
+    def test_a_feed_started_while_a_transaction_is_open_delivers_its_change(self):
+        self.log(1)
+        self.log(3)  # 2 is written, and its transaction still open, when the feed starts
+
+        async def scenario():
+            consumer = Recorder()
+            feed = ChangeFeed(consumer)
+            await feed.start()
+            await database_sync_to_async(self.log)(2)
+            await feed.poll()
+            self.assertEqual(self.delivered(consumer), [(2, {2})])
 
         asyncio.run(scenario())
 
@@ -127,11 +142,14 @@ class Watcher:
     def __init__(self):
         self.begun, self.taken = [], []
 
-    def begin_change(self, message):
-        self.begun.append(message["change"])
+    def begin_change(self, change):
+        self.begun.append(change.position)
 
-    async def take_change(self, message):
-        self.taken.append(message["change"])
+    async def take_change(self, change):
+        self.taken.append(change.position)
+
+    async def lose_change(self, label):
+        self.taken.append(f"lost {label}")
 
 
 class HubTests(TransactionTestCase):
@@ -139,11 +157,10 @@ class HubTests(TransactionTestCase):
         async def scenario():
             hub, watcher = Hub(layer=None), Watcher()
             await hub.join(Group, watcher)
-            await hub.handle(change_message("auth.Permission", [1], 10, False))
-            await hub.handle(change_message("auth.Group", [1], 11, False))
-            await hub.handle(change_message("auth.Group", [1], 11, False))  # the log's copy
+            await hub.handle(LiveChange("auth.Permission", (1,), 10))
+            await hub.handle(LiveChange("auth.Group", (1,), 11))
             await hub.leave(Group, watcher)
-            await hub.handle(change_message("auth.Group", [1], 12, False))
+            await hub.handle(LiveChange("auth.Group", (1,), 12))
             self.assertEqual((watcher.begun, watcher.taken), ([11], [11]))
 
         asyncio.run(scenario())
@@ -162,19 +179,33 @@ class WriteTests(TransactionTestCase):
             pass
         self.assertEqual(Change.objects.count(), 1)
 
-    def test_a_write_succeeds_when_the_log_cannot_take_its_change(self):
+    def test_broadcast_succeeds_when_the_log_cannot_take_its_change(self):
+        from rest_live import broadcast
+
+        group = Group.objects.create(name="kept")
+        install.remove()  # the capture writes to the log too
         with connection.schema_editor() as editor:
             editor.delete_model(Change)
         try:
             with self.assertLogs("rest_live", "ERROR") as logs:
                 with transaction.atomic():  # the log's insert fails in a savepoint
-                    Group.objects.create(name="kept")
-                    Group.objects.create(name="kept too")
-                Group.objects.create(name="kept in autocommit")
-            self.assertEqual(Group.objects.filter(name__startswith="kept").count(), 3)
-            # Once, not once per write.
+                    broadcast(group)
+                    group.save()
+                broadcast(Group, [group.pk])
+            # Once, not once per change.
             self.assertEqual(len(logs.output), 1, logs.output)
             self.assertIn("could not write a change to auth.Group", logs.output[0])
         finally:
             with connection.schema_editor() as editor:
                 editor.create_model(Change)
+            install.install()
+
+    def test_unmigrating_rest_live_removes_the_capture_before_the_log(self):
+        call_command("migrate", "rest_live", "zero", verbosity=0)
+        try:
+            Group.objects.create(name="written without a change log")
+        finally:
+            call_command("migrate", "rest_live", verbosity=0)
+        self.assertEqual([item.state for item in install.status()], ["installed"] * len(install.status()))
+        Group.objects.create(name="captured again")
+        self.assertEqual(Change.objects.get().model, "auth.Group")

@@ -6,6 +6,7 @@ from unittest import mock
 
 from channels.layers import BaseChannelLayer
 from django.contrib.auth.models import Group
+from django.db import transaction
 from django.test import TransactionTestCase, override_settings
 
 from rest_live import broadcasting, publisher
@@ -20,7 +21,7 @@ class RecordingLayer(BaseChannelLayer):
     sent = []
 
     async def group_send(self, group, message):
-        RecordingLayer.sent.append((group, message["pks"], asyncio.get_running_loop()))
+        RecordingLayer.sent.append((group, message["type"], asyncio.get_running_loop()))
 
 
 class SilentLayer(BaseChannelLayer):
@@ -36,14 +37,22 @@ class PublisherTests(TransactionTestCase):
         RecordingLayer.sent = []
 
     def test_writes_publish_in_order_from_one_loop_that_lives_on(self):
-        groups = [Group.objects.create(name=f"group {n}") for n in range(3)]
+        for n in range(3):
+            Group.objects.create(name=f"group {n}")
         self.assertEqual(
-            [(group, pks) for group, pks, _loop in RecordingLayer.sent],
-            [("rest_live.auth.group", [g.pk]) for g in groups],
+            [(group, kind) for group, kind, _loop in RecordingLayer.sent],
+            [("rest_live.changes", "rest_live.wake")] * 3,
         )
         # async_to_sync would have run each on a loop of its own (and connected afresh each time).
         self.assertEqual(len({id(loop) for _group, _pks, loop in RecordingLayer.sent}), 1)
         self.assertFalse(RecordingLayer.sent[0][2].is_closed())
+
+    def test_a_transaction_wakes_the_servers_once_when_it_commits(self):
+        with transaction.atomic():
+            for n in range(3):
+                Group.objects.create(name=f"group {n}")
+            self.assertEqual(RecordingLayer.sent, [])
+        self.assertEqual(len(RecordingLayer.sent), 1)
 
     @override_settings(CHANNEL_LAYERS={"default": {"BACKEND": "tests.test_publisher.SilentLayer"}})
     def test_a_layer_that_does_not_answer_costs_a_write_the_timeout_and_no_more(self):
@@ -53,4 +62,4 @@ class PublisherTests(TransactionTestCase):
                 with self.assertLogs("rest_live", "DEBUG") as logs:
                     group = Group.objects.create(name="kept")
         self.assertTrue(Group.objects.filter(pk=group.pk).exists())
-        self.assertIn("could not broadcast", "\n".join(logs.output))
+        self.assertIn("could not announce", "\n".join(logs.output))

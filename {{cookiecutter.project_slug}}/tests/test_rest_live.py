@@ -172,11 +172,11 @@ class ChannelLayerDownTests(TransactionTestCase):
         self.assertEqual(Group.objects.filter(name__startswith="kept").count(), 2)
         errors = [record for record in logs.records if record.levelname == "ERROR"]
         self.assertEqual(len(errors), 1, logs.output)
-        self.assertIn("could not broadcast a change to auth.Group", errors[0].getMessage())
+        self.assertIn("could not announce a change", errors[0].getMessage())
 
         with override_settings(CHANNEL_LAYERS={"default": {"BACKEND": IN_MEMORY}}):
             with self.assertLogs("rest_live", "WARNING") as logs:
                 Group.objects.create(name="after")
         self.assertIn(
-            "reached the channel layer again; 2 broadcasts could not be sent", logs.output[0]
+            "reached the channel layer again; 2 announcements could not be sent", logs.output[0]
         )

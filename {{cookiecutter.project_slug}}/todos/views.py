@@ -8,7 +8,7 @@ from todos.serializers import TodoSerializer
 class TodoViewSet(RealtimeMixin, viewsets.ModelViewSet):
     """Todos: anyone may read, signed-in users may write. Live at /ws/subscribe/."""
 
-    queryset = Todo.objects.select_related("owner")
+    queryset = Todo.objects.select_related("owner").prefetch_related("tags")
     serializer_class = TodoSerializer
     permission_classes = [permissions.IsAuthenticatedOrReadOnly]
     filter_backends = [filters.SearchFilter, filters.OrderingFilter]

@@ -36,6 +36,8 @@ class MyTodoViewSet(RealtimeMixin, viewsets.ReadOnlyModelViewSet):
 
     model = Todo  # no `queryset`, so the model is named
     permission_classes = [permissions.IsAuthenticated]
+    # Its serializer depends on the user: say what either one shows of other tables.
+    live_dependencies = ["owner", "tags"]
 
     def get_queryset(self):
         return Todo.objects.filter(owner=self.request.user)

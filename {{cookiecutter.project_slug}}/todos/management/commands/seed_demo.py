@@ -4,9 +4,14 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.core.management.base import BaseCommand
 
-from todos.models import Todo
+from todos.models import Tag, Todo
 
-DEMO_TITLES = ["Buy milk", "Write the release notes", "Water the plants", "Call the plumber"]
+DEMO_TODOS = {
+    "Buy milk": ["home"],
+    "Write the release notes": ["work"],
+    "Water the plants": ["home"],
+    "Call the plumber": [],
+}
 
 
 class Command(BaseCommand):
@@ -22,15 +27,15 @@ class Command(BaseCommand):
         password = secrets.token_urlsafe(9)
         user, _ = get_user_model().objects.get_or_create(username=username)
         user.set_password(password)
-        # Staff with the todo permissions only, not a superuser: enough to watch an admin edit
-        # reach the live page, and nothing else in the admin.
+        # Staff with the todo and tag permissions only, not a superuser: enough to watch an admin
+        # edit reach the live page, and nothing else in the admin.
         user.is_staff = True
         user.save()
-        user.user_permissions.add(
-            *Permission.objects.filter(content_type__app_label="todos", content_type__model="todo")
-        )
+        user.user_permissions.add(*Permission.objects.filter(content_type__app_label="todos"))
         if not Todo.objects.exists():
-            Todo.objects.bulk_create(Todo(title=title, owner=user) for title in DEMO_TITLES)
+            for title, tag_names in DEMO_TODOS.items():
+                todo = Todo.objects.create(title=title, owner=user)
+                todo.tags.set(Tag.objects.get_or_create(name=name)[0] for name in tag_names)
         self.stdout.write(
             self.style.SUCCESS(f"Demo user: {username}  password: {password}")
             + "\nSign in at /api-auth/login/ for the live page, or at /admin/ to edit todos there "

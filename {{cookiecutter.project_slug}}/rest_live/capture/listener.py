@@ -1,0 +1,59 @@
+"""PostgreSQL delivers `NOTIFY rest_live` (sent by the capture triggers) to every listening
+connection when the writing transaction commits; each server process listens on a connection of
+its own and reads the change log at once, whatever made the change."""
+
+import asyncio
+import logging
+
+from django.db import connections
+
+from rest_live.capture.triggers import NOTIFY_CHANNEL
+
+logger = logging.getLogger("rest_live")
+
+_RETRY_SECONDS = (0.05, 0.1, 0.25, 0.5, 1.0)  # between attempts to listen again
+
+
+def can_listen(using):
+    return connections[using].vendor == "postgresql"
+
+
+async def listen(using, wake):
+    """Call `wake()` at each notification, forever; reconnect when the connection is lost.
+
+    While not listening the feed still polls the log, so nothing is lost, only later.
+    """
+    import psycopg
+
+    params = _connection_params(using)
+    attempt, lost = 0, False
+    while True:
+        try:
+            async with await psycopg.AsyncConnection.connect(autocommit=True, **params) as conn:
+                await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                if lost:
+                    logger.warning("rest_live hears the database's notifications again")
+                attempt, lost = 0, False
+                wake()  # what committed while nobody listened
+                async for _notification in conn.notifies():
+                    wake()
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            if not lost:
+                logger.warning(
+                    "rest_live cannot listen for the database's notifications (%s: %s); "
+                    "changes arrive at each poll of the change log until it can",
+                    type(error).__name__,
+                    error,
+                )
+            lost = True
+            await asyncio.sleep(_RETRY_SECONDS[min(attempt, len(_RETRY_SECONDS) - 1)])
+            attempt += 1
+
+
+def _connection_params(using):
+    params = connections[using].get_connection_params()
+    for name in ("cursor_factory", "context", "prepare_threshold", "server_side_binding"):
+        params.pop(name, None)
+    return params

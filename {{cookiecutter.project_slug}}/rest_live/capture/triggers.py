@@ -1,0 +1,242 @@
+"""The SQL of the capture: triggers that write each change of a table into the change log.
+
+PostgreSQL: three statement-level triggers per table (transition tables allow one event each), so
+a 10,000-row `UPDATE` writes one log row; each writing statement also sends `NOTIFY rest_live`,
+which PostgreSQL delivers to the servers at commit (listener.py). Rows are read as `to_jsonb(row)`
+rather than by column, so a migration that drops or renames a column never breaks a write.
+
+SQLite: three row-level triggers per table (SQLite has no other kind); servers find the rows at
+their next poll of the log, or at once when a Django write wakes them through the channel layer.
+"""
+
+import hashlib
+from dataclasses import dataclass
+
+from django.db import connections
+
+NOTIFY_CHANNEL = "rest_live"
+_PREFIX = "rest_live_"
+
+
+@dataclass(frozen=True)
+class Table:
+    """What is captured of one table: every insert and delete, and the updates that change one
+    of `columns` (None: any update); `refs` are foreign-key columns whose values are logged."""
+
+    model: type
+    columns: frozenset | None
+    refs: frozenset
+
+    @property
+    def name(self):
+        return self.model._meta.db_table
+
+    @property
+    def label(self):
+        return self.model._meta.label
+
+    @property
+    def pk(self):
+        return self.model._meta.pk.column
+
+
+def statements(table, vendor, log_table):
+    """{trigger or function name: the SQL that creates it}, in the order to run them."""
+    if vendor == "postgresql":
+        return _postgresql(table, log_table)
+    if vendor == "sqlite":
+        return _sqlite(table, log_table)
+    raise NotImplementedError(vendor)
+
+
+def drop_statements(vendor, table_name, names):
+    """The SQL that removes the capture objects `names` of `table_name`."""
+    quoted = _quote(table_name)
+    if vendor == "postgresql":
+        triggers = [
+            f"DROP TRIGGER IF EXISTS {_quote(n)} ON {quoted}" for n in names if "(" not in n
+        ]
+        functions = [f"DROP FUNCTION IF EXISTS {n}" for n in names if "(" in n]
+        return triggers + functions
+    return [f"DROP TRIGGER IF EXISTS {_quote(name)}" for name in names]
+
+
+def installed(connection):
+    """{table name: {name: SQL as the database keeps it}} of the capture objects now installed."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT c.relname, t.tgname, p.proname, p.prosrc FROM pg_trigger t "
+                "JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_proc p ON p.oid = t.tgfoid "
+                "WHERE NOT t.tgisinternal AND t.tgname LIKE %s "
+                "AND c.relnamespace = ANY (current_schemas(false)::regnamespace[])",
+                [_PREFIX + "%"],
+            )
+            found = {}
+            for table_name, trigger, function, source in cursor.fetchall():
+                objects = found.setdefault(table_name, {})
+                objects[trigger] = f"ON {function}"
+                objects[f"{function}()"] = source
+            return found
+        cursor.execute(
+            "SELECT tbl_name, name, sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE %s",
+            [_PREFIX + "%"],
+        )
+        found = {}
+        for table_name, trigger, sql in cursor.fetchall():
+            found.setdefault(table_name, {})[trigger] = sql
+        return found
+
+
+def expected_state(table, vendor, log_table):
+    """What `installed` reports for `table` once its capture is in place."""
+    created = statements(table, vendor, log_table)
+    if vendor == "postgresql":
+        function = _function_name(table)
+        state = {name: f"ON {function}" for name in created if "(" not in name}
+        state[f"{function}()"] = _postgresql_body(table, log_table)
+        return state
+    return created
+
+
+def is_supported(vendor):
+    return vendor in ("postgresql", "sqlite")
+
+
+def connection_vendor(using):
+    return connections[using].vendor
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------
+
+
+def _function_name(table):
+    digest = hashlib.sha1(table.name.encode()).hexdigest()[:8]
+    return f"{_PREFIX}capture_{table.name[:30]}_{digest}"
+
+
+def _postgresql(table, log_table):
+    function = _function_name(table)
+    quoted = _quote(table.name)
+    created = {
+        f"{function}()": (
+            f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql "
+            f"AS $rest_live${_postgresql_body(table, log_table)}$rest_live$"
+        )
+    }
+    transitions = {
+        "insert": "NEW TABLE AS rest_live_new",
+        "update": "OLD TABLE AS rest_live_old NEW TABLE AS rest_live_new",
+        "delete": "OLD TABLE AS rest_live_old",
+    }
+    for event, referencing in transitions.items():
+        created[f"{_PREFIX}{event}"] = (
+            f"CREATE TRIGGER {_PREFIX}{event} AFTER {event.upper()} ON {quoted} "
+            f"REFERENCING {referencing} FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
+        )
+    return created
+
+
+def _postgresql_body(table, log_table):
+    pk = _literal(table.pk)
+    insert = f"INSERT INTO {_quote(log_table)} (model, pks, created, refs, recorded) "
+
+    def logged(rows, created, refs_from):
+        refs = _postgresql_refs(table, refs_from)
+        return (
+            f"{insert}SELECT {_literal(table.label)}, jsonb_agg(r.j -> {pk}), {created}, "
+            f"{refs}, now() FROM ({rows}) r HAVING count(*) > 0;"
+        )
+
+    new_rows = "SELECT to_jsonb(n) AS j FROM rest_live_new n"
+    old_rows = "SELECT to_jsonb(o) AS j FROM rest_live_old o"
+    if table.columns is None:
+        updated = new_rows
+    else:
+        changed = " OR ".join(
+            f"(o.j -> {_literal(column)}) IS DISTINCT FROM (n.j -> {_literal(column)})"
+            for column in sorted(table.columns | table.refs)
+        )
+        updated = (
+            f"SELECT n.j FROM ({new_rows}) n JOIN ({old_rows}) o ON (o.j -> {pk}) = (n.j -> {pk})"
+            f" WHERE {changed or 'false'}"
+        )
+    return (
+        "DECLARE logged integer; BEGIN "
+        # A dropped log (rest_live unmigrated by hand) must not fail the write.
+        f"IF to_regclass({_literal(_quote(log_table))}) IS NULL THEN RETURN NULL; END IF; "
+        f"IF TG_OP = 'INSERT' THEN {logged(new_rows, 'true', ['rest_live_new'])} "
+        f"ELSIF TG_OP = 'DELETE' THEN {logged(old_rows, 'false', ['rest_live_old'])} "
+        f"ELSE {logged(updated, 'false', ['rest_live_old', 'rest_live_new'])} END IF; "
+        "GET DIAGNOSTICS logged = ROW_COUNT; "
+        f"IF logged > 0 THEN PERFORM pg_notify({_literal(NOTIFY_CHANNEL)}, ''); END IF; "
+        "RETURN NULL; END;"
+    )
+
+
+def _postgresql_refs(table, transition_tables):
+    if not table.refs:
+        return "NULL::jsonb"
+    pairs = []
+    for column in sorted(table.refs):
+        values = " UNION ".join(
+            f"SELECT to_jsonb(x) -> {_literal(column)} AS v FROM {name} x"
+            for name in transition_tables
+        )
+        pairs.append(
+            f"{_literal(column)}, (SELECT coalesce(jsonb_agg(v), '[]'::jsonb) FROM ({values}) s "
+            "WHERE v IS NOT NULL AND v <> 'null'::jsonb)"
+        )
+    return f"jsonb_build_object({', '.join(pairs)})"
+
+
+# --- SQLite -------------------------------------------------------------------------------
+
+
+def _sqlite(table, log_table):
+    created = {}
+    for event, row, was_created in (
+        ("insert", "NEW", 1),
+        ("update", "NEW", 0),
+        ("delete", "OLD", 0),
+    ):
+        name = f"{_PREFIX}{table.name}_{event}"
+        rows = ("OLD", "NEW") if event == "update" else (row,)
+        when = ""
+        if event == "update" and table.columns is not None:
+            changed = " OR ".join(
+                f'OLD."{column}" IS NOT NEW."{column}"'
+                for column in sorted(table.columns | table.refs)
+            )
+            when = f" WHEN {changed or '0'}"
+        created[name] = (
+            f"CREATE TRIGGER {_quote(name)} AFTER {event.upper()} ON {_quote(table.name)}{when} "
+            f"BEGIN INSERT INTO {_quote(log_table)} (model, pks, created, refs, recorded) "
+            f"VALUES ({_literal(table.label)}, json_array({row}.{_quote(table.pk)}), "
+            f"{was_created}, {_sqlite_refs(table, rows)}, "
+            "strftime('%Y-%m-%d %H:%M:%f', 'now')); END"
+        )
+    return created
+
+
+def _sqlite_refs(table, rows):
+    if not table.refs:
+        return "NULL"
+    pairs = [
+        f"{_literal(column)}, json_array({', '.join(f'{row}.{_quote(column)}' for row in rows)})"
+        for column in sorted(table.refs)
+    ]
+    return f"json_object({', '.join(pairs)})"
+
+
+def filters_columns(table):
+    """Whether `table`'s SQLite update trigger names columns other than keys (see install.py)."""
+    return table.columns is not None and bool(table.columns - table.refs)
+
+
+def _quote(name):
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text):
+    return "'" + text.replace("'", "''") + "'"
