@@ -2,7 +2,9 @@
 
 Each timed write in the fan-out benchmark waits until every subscriber holds it, so a run that
 finishes has delivered every write to every socket, live and floor alike. The throughput
-benchmark reports, per run, whether every socket got one frame per write and the last write.
+benchmark reports, per run, whether every socket got one frame per write and the last write. The
+write cost benchmark counts, per way of writing, the change log rows and wake-ups each write made;
+the capture latency benchmark, the writes whose frames never came.
 """
 
 from __future__ import annotations
@@ -67,3 +69,46 @@ def test_the_throughput_benchmark_reports_delivery(tmp_path, baked_venv):
         assert run["writes"] == 50 and run["subscribers"] == 5, run
         assert run["delivered"], (r["mode"], run, result.stdout)
         assert run["status"] in ("pass", "fail", "writer-limited"), run
+
+
+def test_the_write_cost_benchmark_runs_each_way_of_writing(tmp_path, baked_venv):
+    require_services()
+    out = tmp_path / "results"
+    result = baking.run_command(
+        [sys.executable, "benchmarks/write_cost.py", "--rounds", "1", "--saves", "3", "--bulks",
+         "1", "--bulk-rows", "20", "--out", str(out), "--no-plot", "--venv", str(baked_venv)],
+        cwd=TEMPLATE_DIR, env=baking.clean_env(), timeout=300,
+    )  # fmt: skip
+    rows = json.loads((out / "write_cost.json").read_text())["results"]
+    by_way = {(row["workload"], row["mode"]): row for row in rows}
+    assert set(by_way) == {
+        (workload, mode)
+        for workload in ("autocommit", "atomic", "bulk_update")
+        for mode in ("plain", "triggers", "live")
+    }, result.stdout
+    for (workload, mode), row in by_way.items():
+        assert row["writes"] == (1 if workload == "bulk_update" else 3), row
+        # Django alone logs nothing; the capture logs one row per statement, however many rows.
+        assert row["log_rows_per_write"] == (0 if mode == "plain" else 1), row
+        # Only rest_live's signal receivers wake the servers, and bulk_update() sends no signal.
+        wakes = 1 if mode == "live" and workload != "bulk_update" else 0
+        assert row["wakes_per_write"] == wakes, row
+
+
+def test_the_capture_latency_benchmark_delivers_every_write(tmp_path, baked_venv):
+    require_services()
+    out = tmp_path / "results"
+    result = baking.run_command(
+        [sys.executable, "benchmarks/capture_latency.py", "--writes", "2", "--bulk-rows", "3",
+         "--out", str(out), "--no-plot", "--venv", str(baked_venv)],
+        cwd=TEMPLATE_DIR, env=baking.clean_env(), timeout=400,
+    )  # fmt: skip
+    report = json.loads((out / "capture_latency.json").read_text())
+    paths = ("save", "update", "bulk_update", "raw_sql", "external", "tags_add", "tag_rename")
+    rows = {(row["database"], row["path"]): row for row in report["results"]}
+    assert set(rows) == {(db, path) for db in ("postgresql", "sqlite") for path in paths}, (
+        result.stdout
+    )
+    for row in rows.values():
+        assert row["writes"] == 2 and row["lost"] == 0, (row, result.stdout)
+    assert report["server_log_errors"] == {"postgresql": [], "sqlite": []}, report

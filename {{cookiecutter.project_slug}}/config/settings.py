@@ -106,6 +106,10 @@ except ValueError as error:
         f"DATABASE_URL is not a database URL Django can use ({error}); "
         "expected e.g. postgres://user:password@host:5432/name or sqlite:///path/to/db.sqlite3."
     ) from None
+# Each request's writes commit together or not at all. A REST write that also sets many-to-many
+# fields (a todo's tags) then reaches live subscribers as one frame that shows them, rather than
+# the row first and its tags a moment later (the client ends right either way).
+DATABASES["default"]["ATOMIC_REQUESTS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool(
     "DATABASE_POOL", True
 ):

@@ -21,11 +21,18 @@ class Change:
     # Foreign-key columns of the changed rows, before and after: {"todo_id": (3, 4)}. They lead
     # from a changed row to the rows of another view that show it (capture/dependencies.py).
     refs: dict = field(default_factory=dict, compare=False)
+    # The columns an update changed, of those any view reads (None: any, or an insert or delete).
+    columns: frozenset | None = None
+    # The views it concerns (None: every view of `model`).
+    views: frozenset | None = None
 
-    def about(self, model, pks):
-        """This change as it concerns `model`'s rows `pks`: a view of `model` shows the changed
-        rows. Its rows were not inserted by it, whatever happened to the rows it shows."""
-        return Change(model, tuple(pks), self.position)
+    def about(self, model, pks, views):
+        """This change as it concerns `model`'s rows `pks`, shown by `views`, which show the
+        changed rows. Its rows were not inserted by it, whatever happened to the rows it shows."""
+        return Change(model, tuple(pks), self.position, views=frozenset(views))
+
+    def concerns(self, view):
+        return self.views is None or view in self.views
 
     def message(self):
         """The channel layer message that carries this change whole."""

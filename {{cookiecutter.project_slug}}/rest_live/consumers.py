@@ -79,7 +79,7 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
         """Start evaluating `change` for this socket's subscriptions, so that all of them, on
         every socket, are under way before any is awaited."""
         for held in self._subscriptions.values():
-            if held.source == change.model:
+            if held.source == change.model and change.concerns(held.live.subscriber.view_class):
                 held.live.begin(change.position, change.pks)
 
     async def take_change(self, change):
@@ -237,7 +237,7 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
         if self._writer.closing:
             return
         for request_id, held in list(self._subscriptions.items()):
-            if held.source != change.model:
+            if held.source != change.model or not change.concerns(held.live.subscriber.view_class):
                 continue
             try:
                 events = await held.live.changes(change.position, change.pks, held.after)

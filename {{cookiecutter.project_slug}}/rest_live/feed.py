@@ -104,9 +104,15 @@ def _coalesced(rows):
     """One `Change` per model for the rows read together: each evaluation reads the rows as
     they are now, so one evaluation of all their keys shows what several would."""
     merged = {}
-    for change_id, label, pks, created, refs in rows:
+    for change_id, label, pks, created, refs, columns in rows:
         pks = [pk for pk in pks or () if pk is not None]
-        entry = merged.setdefault(label, {"pks": {}, "position": 0, "created": set(), "refs": {}})
+        entry = merged.setdefault(
+            label, {"pks": {}, "position": 0, "created": set(), "refs": {}, "columns": set()}
+        )
+        if columns is None or entry["columns"] is None:
+            entry["columns"] = None
+        else:
+            entry["columns"].update(_flat(columns))
         entry["pks"].update(dict.fromkeys(pks))
         entry["position"] = max(entry["position"], change_id)
         if created:
@@ -115,9 +121,18 @@ def _coalesced(rows):
             entry["refs"].setdefault(column, {}).update(dict.fromkeys(values))
     for label, entry in merged.items():
         refs = {column: tuple(values) for column, values in entry["refs"].items()}
-        yield Change(
-            label, tuple(entry["pks"]), entry["position"], frozenset(entry["created"]), refs
-        )
+        columns = None if entry["columns"] is None else frozenset(entry["columns"])
+        created = frozenset(entry["created"])
+        yield Change(label, tuple(entry["pks"]), entry["position"], created, refs, columns)
+
+
+def _flat(columns):
+    """Column names from a log row: a list, or (PostgreSQL, a statement's rows) a list of lists."""
+    for item in columns:
+        if isinstance(item, list):
+            yield from (column for column in item if column)
+        elif item:
+            yield item
 
 
 def _newest_ids():
@@ -129,7 +144,7 @@ def _newest_ids():
 
 def _read(newest, gaps):
     """Changes after `newest` (the oldest first, at most _BATCH), and those among `gaps`."""
-    fields = ("id", "model", "pks", "created", "refs")
+    fields = ("id", "model", "pks", "created", "refs", "columns")
     rows = list(LoggedChange.objects.filter(id__gt=newest).values_list(*fields)[:_BATCH])
     if gaps:
         rows += LoggedChange.objects.filter(id__in=gaps).values_list(*fields)

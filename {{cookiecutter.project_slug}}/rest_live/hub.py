@@ -108,7 +108,7 @@ class Hub:
         related = [
             dependency
             for dependency in registry.dependents(change.model)
-            if _label(dependency.view_model) in self._watchers
+            if _label(dependency.view_model) in self._watchers and dependency.concerns(change)
         ]
         if not related:
             return targets
@@ -127,7 +127,9 @@ class Hub:
                 for watcher in list(self._watchers.get(label, ())):
                     await watcher.lose_change(label)
             return targets
-        return targets + [change.about(label, pks) for label, pks in found.items() if pks]
+        return targets + [
+            change.about(label, pks, views) for label, (pks, views) in found.items() if pks
+        ]
 
     async def _hand_out(self, change, source):
         metrics.CHANGES.labels(source).inc()
@@ -241,12 +243,13 @@ def _label(model):
 
 
 def _affected(related, change):
-    """{view model label: pks of its rows that show the changed rows}."""
+    """{view model label: (pks of its rows that show the changed rows, the views that do)}."""
     found = {}
     for dependency in related:
-        pks = found.setdefault(_label(dependency.view_model), {})
+        pks, views = found.setdefault(_label(dependency.view_model), ({}, set()))
         pks.update(dict.fromkeys(dependencies.affected(dependency, change)))
-    return {label: tuple(pks) for label, pks in found.items()}
+        views.add(dependency.view)
+    return found
 
 
 def hub():

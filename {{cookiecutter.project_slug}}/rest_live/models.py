@@ -17,6 +17,8 @@ class Change(models.Model):
     # Foreign-key columns of the changed rows, before and after: {"todo_id": [3, 4]}. They lead
     # to the rows of other views that show these (capture/dependencies.py).
     refs = models.JSONField(null=True, blank=True)
+    # For an update of a table only some of whose columns a view reads: which of those changed.
+    columns = models.JSONField(null=True, blank=True)
     recorded = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

@@ -49,7 +49,9 @@ class ActivityLogTests(LiveTestCase):
 
         lines = await self.activity(lambda: rename("still open"))
         change = next(line for line in lines if line.startswith("change ") and "from" in line)
-        self.assertRegex(change, r"^change \d+: auth\.Group \[\d+\], from the change log, for 2 sockets")
+        self.assertRegex(
+            change, r"^change \d+: auth\.Group \[\d+\], from the change log, for 2 sockets"
+        )
         self.assertIn(f"sent UPDATED pk {group.pk} to 2 sockets", "\n".join(lines))
 
         lines = await self.activity(lambda: rename("secret now"))

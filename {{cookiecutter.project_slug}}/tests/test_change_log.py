@@ -206,6 +206,8 @@ class WriteTests(TransactionTestCase):
             Group.objects.create(name="written without a change log")
         finally:
             call_command("migrate", "rest_live", verbosity=0)
-        self.assertEqual([item.state for item in install.status()], ["installed"] * len(install.status()))
+        self.assertEqual(
+            [item.state for item in install.status()], ["installed"] * len(install.status())
+        )
         Group.objects.create(name="captured again")
         self.assertEqual(Change.objects.get().model, "auth.Group")

@@ -12,11 +12,13 @@ another table, an annotation with a subquery) a view declares as lookups from it
 
 from dataclasses import dataclass
 
-from django.core.exceptions import FieldDoesNotExist, FieldError
+from django.core.exceptions import FieldDoesNotExist, FieldError, ImproperlyConfigured
 from django.db import models
 from django.db.models import ForeignObjectRel
+from django.db.models.expressions import Col, Subquery
 from django.db.models.sql.datastructures import BaseTable
 from django.db.models.sql.query import Query
+from django.db.models.sql.where import WhereNode
 from rest_framework import relations, serializers
 
 
@@ -33,15 +35,33 @@ class Hop:
 
 @dataclass(frozen=True)
 class Dependency:
-    """A view of `view_model` reads rows of `model`, which `hops` lead to from its rows."""
+    """`view`, of `view_model`, reads rows of `model`, which `hops` lead to from its rows."""
 
+    view: type
     view_model: type
     hops: tuple
-    columns: frozenset | None  # the columns of `model` it reads; None: any of them
+    columns: frozenset | None  # the attnames of `model` it reads; None: any of them
 
     @property
     def model(self):
         return self.hops[-1].target
+
+    def watched(self):
+        """The table columns whose update concerns it (None: any): what it reads, and the key
+        that leads back to its rows when that is in `model`'s table."""
+        if self.columns is None:
+            return None
+        by_attname = {field.attname: field.column for field in self.model._meta.concrete_fields}
+        columns = {by_attname.get(name, name) for name in self.columns}
+        last = self.hops[-1]
+        if not last.forward:
+            columns.add(last.fk.column)
+        return frozenset(columns)
+
+    def concerns(self, change):
+        """Whether `change` (to `model`'s rows) can change what the view shows."""
+        watched = self.watched()
+        return change.columns is None or watched is None or bool(watched & change.columns)
 
     def describe(self):
         names = " -> ".join(hop.target._meta.label for hop in self.hops)
@@ -66,19 +86,20 @@ def read_by(view):
     serializer = _serializer(view, unfollowed)
     if serializer is not None:
         _shown(serializer, model, (), paths, unfollowed)
-    _filtered(view, paths)
+    _filtered(view, paths, unfollowed)
     declared = getattr(view, "live_dependencies", None)
     for lookup in declared or ():
-        hops = _lookup_hops(model, lookup)
-        if hops is None:
-            raise FieldError(
+        hops, column = _declared(model, lookup)
+        if not hops:
+            raise ImproperlyConfigured(
                 f"{view.__qualname__}.live_dependencies names {lookup!r}, which is not a "
-                f"relation lookup from {model._meta.label} (e.g. 'owner__profile')."
+                f"lookup through a relation of {model._meta.label} (e.g. 'owner__profile', "
+                "or 'owner__email' for one column)."
             )
-        _read(paths, hops, None)
+        _read(paths, hops, None if column is None else {column})
     if declared is not None:
         unfollowed = []  # the view says what it reads
-    dependencies = [Dependency(model, hops, columns) for hops, columns in paths.items()]
+    dependencies = [Dependency(view, model, hops, columns) for hops, columns in paths.items()]
     return Reading(view, model, dependencies, unfollowed)
 
 
@@ -222,6 +243,16 @@ def _lookup_hops(model, lookup):
     return tuple(hops)
 
 
+def _declared(model, lookup):
+    """(hops, column) of a declared lookup: "owner__profile" reads any column of the profile,
+    "owner__email" only the owner's email."""
+    hops = _lookup_hops(model, lookup)
+    if not hops:
+        return None, None
+    final = Query(model).names_to_path(lookup.split("__"), model._meta)[1]
+    return hops, None if final.is_relation else final.attname
+
+
 def _hop(fk, forward):
     holder, pointed = fk.model._meta.concrete_model, fk.related_model._meta.concrete_model
     if forward:
@@ -229,17 +260,39 @@ def _hop(fk, forward):
     return Hop(pointed, holder, fk, False)
 
 
-def _filtered(view, paths):
-    """Tables the view's `queryset` joins to filter or annotate (select_related is for showing,
-    which the serializer says)."""
+def _filtered(view, paths, unfollowed):
+    """Tables the view's `queryset` joins to filter or annotate, and the columns it reads of
+    each (select_related is for showing, which the serializer says)."""
     queryset = getattr(view, "queryset", None)
     if queryset is None:
         return
     query = queryset.query
+    columns = {}  # alias -> columns read
+    expressions = [query.where, *query.annotations.values()]
+    while expressions:
+        expression = expressions.pop()
+        if isinstance(expression, Subquery):
+            unfollowed.append("its queryset filters or annotates with a subquery")
+        elif isinstance(expression, Col):
+            columns.setdefault(expression.alias, set()).add(expression.target.attname)
+        expressions.extend(_parts(expression))
     for alias in query.alias_map:
         hops = _join_hops(query, alias)
         if hops:
-            _read(paths, hops, None)
+            _read(paths, hops, columns.get(alias, set()))
+
+
+def _parts(expression):
+    if isinstance(expression, WhereNode):
+        return list(expression.children)
+    parts = []
+    for name in ("lhs", "rhs"):
+        part = getattr(expression, name, None)
+        if hasattr(part, "resolve_expression"):
+            parts.append(part)
+    if hasattr(expression, "get_source_expressions"):
+        parts.extend(part for part in expression.get_source_expressions() if part is not None)
+    return parts
 
 
 def _join_hops(query, alias):

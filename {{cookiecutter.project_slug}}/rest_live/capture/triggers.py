@@ -139,35 +139,43 @@ def _postgresql(table, log_table):
 
 def _postgresql_body(table, log_table):
     pk = _literal(table.pk)
-    insert = f"INSERT INTO {_quote(log_table)} (model, pks, created, refs, recorded) "
+    insert = f"INSERT INTO {_quote(log_table)} (model, pks, created, refs, columns, recorded) "
 
-    def logged(rows, created, refs_from):
+    def logged(rows, created, refs_from, columns="NULL::jsonb"):
         refs = _postgresql_refs(table, refs_from)
         return (
             f"{insert}SELECT {_literal(table.label)}, jsonb_agg(r.j -> {pk}), {created}, "
-            f"{refs}, now() FROM ({rows}) r HAVING count(*) > 0;"
+            f"{refs}, {columns}, now() FROM ({rows}) r HAVING count(*) > 0;"
         )
 
     new_rows = "SELECT to_jsonb(n) AS j FROM rest_live_new n"
     old_rows = "SELECT to_jsonb(o) AS j FROM rest_live_old o"
     if table.columns is None:
-        updated = new_rows
+        update = logged(new_rows, "false", ["rest_live_old", "rest_live_new"])
     else:
-        changed = " OR ".join(
+        watched = sorted(table.columns | table.refs)
+        differs = [
             f"(o.j -> {_literal(column)}) IS DISTINCT FROM (n.j -> {_literal(column)})"
-            for column in sorted(table.columns | table.refs)
+            for column in watched
+        ]
+        # Per row, the watched columns it changed (the feed flattens the lists).
+        changed = ", ".join(
+            f"CASE WHEN {test} THEN {_literal(column)} END"
+            for test, column in zip(differs, watched, strict=True)
         )
-        updated = (
-            f"SELECT n.j FROM ({new_rows}) n JOIN ({old_rows}) o ON (o.j -> {pk}) = (n.j -> {pk})"
-            f" WHERE {changed or 'false'}"
+        rows = (
+            f"SELECT n.j, to_jsonb(array_remove(ARRAY[{changed or 'NULL'}]::text[], NULL)) AS c "
+            f"FROM ({new_rows}) n JOIN ({old_rows}) o ON (o.j -> {pk}) = (n.j -> {pk}) "
+            f"WHERE {' OR '.join(differs) or 'false'}"
         )
+        update = logged(rows, "false", ["rest_live_old", "rest_live_new"], "jsonb_agg(r.c)")
     return (
         "DECLARE logged integer; BEGIN "
         # A dropped log (rest_live unmigrated by hand) must not fail the write.
         f"IF to_regclass({_literal(_quote(log_table))}) IS NULL THEN RETURN NULL; END IF; "
         f"IF TG_OP = 'INSERT' THEN {logged(new_rows, 'true', ['rest_live_new'])} "
         f"ELSIF TG_OP = 'DELETE' THEN {logged(old_rows, 'false', ['rest_live_old'])} "
-        f"ELSE {logged(updated, 'false', ['rest_live_old', 'rest_live_new'])} END IF; "
+        f"ELSE {update} END IF; "
         "GET DIAGNOSTICS logged = ROW_COUNT; "
         f"IF logged > 0 THEN PERFORM pg_notify({_literal(NOTIFY_CHANNEL)}, ''); END IF; "
         "RETURN NULL; END;"
@@ -202,18 +210,21 @@ def _sqlite(table, log_table):
     ):
         name = f"{_PREFIX}{table.name}_{event}"
         rows = ("OLD", "NEW") if event == "update" else (row,)
-        when = ""
+        when, columns = "", "NULL"
         if event == "update" and table.columns is not None:
-            changed = " OR ".join(
-                f'OLD."{column}" IS NOT NEW."{column}"'
-                for column in sorted(table.columns | table.refs)
+            watched = sorted(table.columns | table.refs)
+            differs = [f"OLD.{_quote(column)} IS NOT NEW.{_quote(column)}" for column in watched]
+            when = f" WHEN {' OR '.join(differs) or '0'}"
+            changed = ", ".join(
+                f"CASE WHEN {test} THEN {_literal(column)} END"
+                for test, column in zip(differs, watched, strict=True)
             )
-            when = f" WHEN {changed or '0'}"
+            columns = f"json_array({changed})"
         created[name] = (
             f"CREATE TRIGGER {_quote(name)} AFTER {event.upper()} ON {_quote(table.name)}{when} "
-            f"BEGIN INSERT INTO {_quote(log_table)} (model, pks, created, refs, recorded) "
+            f"BEGIN INSERT INTO {_quote(log_table)} (model, pks, created, refs, columns, recorded) "
             f"VALUES ({_literal(table.label)}, json_array({row}.{_quote(table.pk)}), "
-            f"{was_created}, {_sqlite_refs(table, rows)}, "
+            f"{was_created}, {_sqlite_refs(table, rows)}, {columns}, "
             "strftime('%Y-%m-%d %H:%M:%f', 'now')); END"
         )
     return created

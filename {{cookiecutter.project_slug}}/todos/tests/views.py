@@ -37,7 +37,7 @@ class MyTodoViewSet(RealtimeMixin, viewsets.ReadOnlyModelViewSet):
     model = Todo  # no `queryset`, so the model is named
     permission_classes = [permissions.IsAuthenticated]
     # Its serializer depends on the user: say what either one shows of other tables.
-    live_dependencies = ["owner", "tags"]
+    live_dependencies = ["owner__username", "owner__email", "tags__name"]
 
     def get_queryset(self):
         return Todo.objects.filter(owner=self.request.user)
@@ -114,6 +114,13 @@ def camel_case_key(key):
     return first + "".join(word.capitalize() for word in rest)
 
 
+class ActiveOwnersTodoViewSet(RealtimeMixin, viewsets.ReadOnlyModelViewSet):
+    """Todos of active users: the queryset filters on a row of another table."""
+
+    queryset = Todo.objects.filter(owner__is_active=True)
+    serializer_class = TodoSerializer
+
+
 class CamelCaseJSONRenderer(renderers.JSONRenderer):
     def render(self, data, accepted_media_type=None, renderer_context=None):
         return super().render(camel_case(data), accepted_media_type, renderer_context)
@@ -145,6 +152,8 @@ retrieved_router = RealtimeRouter()
 retrieved_router.register(RetrievedTodoView)
 camel_case_router = RealtimeRouter()
 camel_case_router.register(CamelCaseTodoViewSet)
+active_owners_router = RealtimeRouter()
+active_owners_router.register(ActiveOwnersTodoViewSet)
 
 websocket_urlpatterns = [
     path("ws/private/", private_router.as_consumer().as_asgi()),
@@ -155,6 +164,7 @@ websocket_urlpatterns = [
     path("ws/listed/", listed_router.as_consumer().as_asgi()),
     path("ws/retrieved/", retrieved_router.as_consumer().as_asgi()),
     path("ws/camel-case/", camel_case_router.as_consumer().as_asgi()),
+    path("ws/active-owners/", active_owners_router.as_consumer().as_asgi()),
 ]
 
 application = AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))

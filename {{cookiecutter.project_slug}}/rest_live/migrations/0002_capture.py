@@ -19,5 +19,10 @@ class Migration(migrations.Migration):
             name="refs",
             field=models.JSONField(blank=True, null=True),
         ),
+        migrations.AddField(
+            model_name="change",
+            name="columns",
+            field=models.JSONField(blank=True, null=True),
+        ),
         migrations.RunPython(migrations.RunPython.noop, remove_capture),
     ]
