@@ -168,7 +168,7 @@ def _source(field, attrs, model, path, paths, unfollowed, where):
         if last and _key_only(field) and model_field.concrete and not model_field.many_to_many:
             _read(paths, path, {model_field.attname})  # the key is in this row
             return
-        hops = _lookup_hops(current, attr)
+        hops = _lookup_hops(current, model_field.name)
         if hops is None:
             unfollowed.append(f"{where} shows {attr!r}, a relation without a foreign key")
             return
@@ -222,6 +222,9 @@ def _field(model, name):
         for field in model._meta.concrete_fields:
             if field.attname == name:
                 return field
+        for relation in model._meta.related_objects:  # a reverse accessor, `permission_set`
+            if relation.get_accessor_name() == name:
+                return relation
     return None
 
 

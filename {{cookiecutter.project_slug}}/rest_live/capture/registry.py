@@ -30,16 +30,14 @@ def tables():
     if "tables" not in _cache:
         found = {}
         for reading in readings():
-            _merge(found, reading.model, None, frozenset())
+            _merge(found, reading.model, None, frozenset(), frozenset())
             for dependency in reading.dependencies:
                 if not _captured(dependency):
                     continue
                 last = dependency.hops[-1]
                 refs = frozenset() if last.forward else frozenset({last.fk.column})
-                columns = dependency.columns
-                if columns is not None:
-                    columns = frozenset(_column(dependency.model, name) for name in columns)
-                _merge(found, dependency.model, columns, refs)
+                watched = dependency.watched()
+                _merge(found, dependency.model, watched, refs, watched)
         _cache["tables"] = found
     return _cache["tables"]
 
@@ -82,20 +80,18 @@ def _captured(dependency):
     return not (dependency.hops[-1].forward and dependency.columns == frozenset())
 
 
-def _column(model, attname):
-    for field in model._meta.concrete_fields:
-        if field.attname == attname:
-            return field.column
-    return attname
-
-
-def _merge(found, model, columns, refs):
+def _merge(found, model, columns, refs, reported):
+    """Fold one reader of `model`'s table into what is captured of it: the updates of
+    `columns` (None: any), the keys `refs`, and which of `reported` an update changed."""
     name = model._meta.db_table
     known = found.get(name)
     if known is not None:
-        if known.columns is None or columns is None:
-            columns = None
-        else:
-            columns = known.columns | columns
+        columns = _union(known.columns, columns)
         refs = known.refs | refs
-    found[name] = triggers.Table(model, columns, refs)
+        reported = _union(known.reported, reported)
+    found[name] = triggers.Table(model, columns, refs, reported)
+
+
+def _union(first, second):
+    """Column sets where None is every column."""
+    return None if first is None or second is None else first | second

@@ -21,11 +21,22 @@ _PREFIX = "rest_live_"
 @dataclass(frozen=True)
 class Table:
     """What is captured of one table: every insert and delete, and the updates that change one
-    of `columns` (None: any update); `refs` are foreign-key columns whose values are logged."""
+    of `columns` (None: any update); `refs` are foreign-key columns whose values are logged, and
+    `reported` the columns that views showing its rows read (an update logs which it changed;
+    None: they read every column, so it need not say)."""
 
     model: type
     columns: frozenset | None
     refs: frozenset
+    reported: frozenset | None = None
+
+    def watched(self):
+        """The columns an update logs as changed (None: it logs none)."""
+        if self.columns is not None:
+            return self.columns | self.refs
+        if self.reported:
+            return self.reported | self.refs
+        return None
 
     @property
     def name(self):
@@ -150,10 +161,11 @@ def _postgresql_body(table, log_table):
 
     new_rows = "SELECT to_jsonb(n) AS j FROM rest_live_new n"
     old_rows = "SELECT to_jsonb(o) AS j FROM rest_live_old o"
-    if table.columns is None:
+    watched = table.watched()
+    if watched is None:
         update = logged(new_rows, "false", ["rest_live_old", "rest_live_new"])
     else:
-        watched = sorted(table.columns | table.refs)
+        watched = sorted(watched)
         differs = [
             f"(o.j -> {_literal(column)}) IS DISTINCT FROM (n.j -> {_literal(column)})"
             for column in watched
@@ -163,10 +175,13 @@ def _postgresql_body(table, log_table):
             f"CASE WHEN {test} THEN {_literal(column)} END"
             for test, column in zip(differs, watched, strict=True)
         )
+        # Every updated row, or (a table only some of whose columns are read) those that
+        # changed one of them.
+        only = "true" if table.columns is None else (" OR ".join(differs) or "false")
         rows = (
             f"SELECT n.j, to_jsonb(array_remove(ARRAY[{changed or 'NULL'}]::text[], NULL)) AS c "
             f"FROM ({new_rows}) n JOIN ({old_rows}) o ON (o.j -> {pk}) = (n.j -> {pk}) "
-            f"WHERE {' OR '.join(differs) or 'false'}"
+            f"WHERE {only}"
         )
         update = logged(rows, "false", ["rest_live_old", "rest_live_new"], "jsonb_agg(r.c)")
     return (
@@ -211,10 +226,11 @@ def _sqlite(table, log_table):
         name = f"{_PREFIX}{table.name}_{event}"
         rows = ("OLD", "NEW") if event == "update" else (row,)
         when, columns = "", "NULL"
-        if event == "update" and table.columns is not None:
-            watched = sorted(table.columns | table.refs)
+        if event == "update" and table.watched() is not None:
+            watched = sorted(table.watched())
             differs = [f"OLD.{_quote(column)} IS NOT NEW.{_quote(column)}" for column in watched]
-            when = f" WHEN {' OR '.join(differs) or '0'}"
+            if table.columns is not None:
+                when = f" WHEN {' OR '.join(differs) or '0'}"
             changed = ", ".join(
                 f"CASE WHEN {test} THEN {_literal(column)} END"
                 for test, column in zip(differs, watched, strict=True)
@@ -242,7 +258,8 @@ def _sqlite_refs(table, rows):
 
 def filters_columns(table):
     """Whether `table`'s SQLite update trigger names columns other than keys (see install.py)."""
-    return table.columns is not None and bool(table.columns - table.refs)
+    watched = table.watched()
+    return watched is not None and bool(watched - table.refs)
 
 
 def _quote(name):
