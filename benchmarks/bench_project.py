@@ -79,7 +79,8 @@ from rest_live.protocol import broadcast_frame  # noqa: E402
 from todos.models import Todo  # noqa: E402
 from todos.serializers import TodoSerializer  # noqa: E402
 
-todo = Todo.objects.get(pk=int(sys.argv[1]))
+# Tags read once: the floor's frames are built without a query, as a cached render would be.
+todo = Todo.objects.select_related("owner").prefetch_related("tags").get(pk=int(sys.argv[1]))
 group_send = async_to_sync(get_channel_layer().group_send)
 
 
@@ -180,7 +181,8 @@ from todos.serializers import TodoSerializer  # noqa: E402
 mode, pk = sys.argv[1], int(sys.argv[2])
 first, index, writers = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 rate, seconds = float(sys.argv[6]), float(sys.argv[7])
-todo = Todo.objects.get(pk=pk)
+# Tags read once here: the floor serializes it inside an event loop, where no query may run.
+todo = Todo.objects.select_related("owner").prefetch_related("tags").get(pk=pk)
 numbers = range(index, int(rate * seconds), writers)
 
 

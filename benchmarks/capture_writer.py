@@ -4,9 +4,9 @@ writes the way a `manage.py shell`, a job or a worker would.
 
     python capture_writer.py WRITES BULK_ROWS
 
-At start it makes what the writes need, outside any timing: a todo per write path, BULK_ROWS
-todos for `bulk_update()`, a tag on the rename path's todo, and a tag for each `tags.add()`
-(WRITES + 1 of them). It prints one JSON line, {"todos": {path: pk}, "table": the todo table},
+At start it makes what WRITES writes of each path need, outside any timing: a todo per write
+path, BULK_ROWS todos for `bulk_update()`, a tag on the rename path's todo, and a tag for each
+`tags.add()`. It prints one JSON line, {"todos": {path: pk}, "table": the todo table},
 then reads one line per write from stdin, "PATH J" (J from 0), makes write J of that path, and
 prints one JSON line: {"markers": [...], "committed": T}.
 
@@ -38,7 +38,7 @@ bulk = [todos["bulk_update"]] + [
 ]
 renamed = Tag.objects.create(name="rename-start")
 todos["tag_rename"].tags.add(renamed)
-added = Tag.objects.bulk_create(Tag(name=f"add{number}") for number in range(writes + 1))
+added = Tag.objects.bulk_create(Tag(name=f"add{number}") for number in range(writes))
 table = connection.ops.quote_name(Todo._meta.db_table)
 
 

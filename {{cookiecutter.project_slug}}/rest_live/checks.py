@@ -4,11 +4,11 @@ and tables whose change capture is missing or stale."""
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
-from django.db import DatabaseError
+from django.db import DatabaseError, connections
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils.module_loading import import_string
 
-from rest_live.capture import install, registry
+from rest_live.capture import install, registry, triggers
 from rest_live.mixins import RealtimeMixin
 
 
@@ -85,10 +85,20 @@ def check_capture_installed(app_configs, databases=None, **kwargs):
     using = install.log_database()
     if not databases or using not in databases or install.check_deferred(using):
         return []
+    vendor = connections[using].vendor
+    if not triggers.is_supported(vendor):
+        return [
+            checks.Error(
+                f"rest_live captures changes on PostgreSQL and SQLite; the change log's database "
+                f"({using!r}) is {vendor}, so no change would reach a live subscriber.",
+                hint="Use PostgreSQL or SQLite for the database that holds rest_live's tables.",
+                id="rest_live.E004",
+            )
+        ]
     try:
         found = install.status(using)
-    except (DatabaseError, NotImplementedError):
-        return []  # not migrated yet, or a database the capture does not support
+    except DatabaseError:
+        return []  # not migrated yet
     problems = []
     for item in found:
         if item.state == "installed":

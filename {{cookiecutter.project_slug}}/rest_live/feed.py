@@ -8,8 +8,10 @@ the channel layer, both sent after the commit) and at least every
 commit, another process on the in-memory layer) delays a change, and never loses it.
 
 Change ids are handed out when rows are written, not when they commit, so a row with a lower id
-can appear after a higher one. The feed keeps reading from below such a gap until the row
-appears, or for `_GAP_SECONDS` (a transaction open longer than that, or one that rolled back).
+can appear after a higher one. The feed keeps reading such a gap until the row appears, or for
+as long as the log keeps changes (`REST_LIVE_CHANGE_LOG_SECONDS`: a transaction open longer than
+that, or one that rolled back): at every read while it is young (`_YOUNG_GAP_SECONDS`), since
+concurrent transactions commit out of order by milliseconds, then at the timed polls only.
 """
 
 import asyncio
@@ -27,7 +29,7 @@ from rest_live.models import Change as LoggedChange
 
 logger = logging.getLogger(__name__)
 
-_GAP_SECONDS = 60.0
+_YOUNG_GAP_SECONDS = 2.0
 _BATCH = 2000  # log rows read at most per poll; a longer backlog takes several polls
 _PRUNE_EVERY = 60.0  # seconds between deletions of rows older than the log keeps
 _RECENT = 256  # ids below the newest that may still be in open transactions when a feed starts
@@ -64,20 +66,27 @@ class ChangeFeed:
         self._woken.set()
 
     async def wait(self, timeout):
-        """Until woken, or `timeout` seconds."""
+        """Until woken (True), or `timeout` seconds (False)."""
         try:
             await asyncio.wait_for(self._woken.wait(), timeout)
         except TimeoutError:
-            pass
+            return False
+        return True
 
-    async def poll(self):
-        """Deliver every change logged since the last poll."""
+    async def poll(self, woken=False):
+        """Deliver every change logged since the last poll. A poll that a commit `woken` looks
+        only in the young gaps below the newest change."""
         self._woken.clear()
         if self._newest is None:
             await self.start()
             return
-        rows = await database_sync_to_async(_read)(self._newest, list(self._gaps))
         now = time.monotonic()
+        gaps = [
+            change_id
+            for change_id, since in self._gaps.items()
+            if not woken or now - since < _YOUNG_GAP_SECONDS
+        ]
+        rows = await database_sync_to_async(_read)(self._newest, gaps)
         fresh = []
         for row in rows:
             change_id = row[0]
@@ -92,8 +101,9 @@ class ChangeFeed:
             fresh.append(row)
         for change in _coalesced(fresh):
             await self._deliver(change)
+        kept = conf.setting("CHANGE_LOG_SECONDS")
         for missing, since in list(self._gaps.items()):
-            if now - since >= _GAP_SECONDS:
+            if now - since >= kept:
                 del self._gaps[missing]  # rolled back, or open for too long: given up
         if now - self._pruned > _PRUNE_EVERY:
             self._pruned = now

@@ -202,16 +202,17 @@ class Hub:
                 await self.handle(Change.from_message(message))
 
     async def _poll(self):
+        woken = False
         while True:
             try:
-                await self.feed.poll()
+                await self.feed.poll(woken)
             except DatabaseError as error:
                 # The database is unreachable, or restarting: try again at the next poll.
                 logger.warning("rest_live could not read the change log: %s", error)
             except Exception:
                 logger.exception("rest_live could not read the change log")
             await self._rejoin()
-            await self.feed.wait(conf.setting("CHANGE_POLL_SECONDS"))
+            woken = await self.feed.wait(conf.setting("CHANGE_POLL_SECONDS"))
 
     def _stop(self):
         for task in self._tasks:

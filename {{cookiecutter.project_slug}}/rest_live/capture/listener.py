@@ -7,6 +7,7 @@ import logging
 
 from django.db import connections
 
+from rest_live import conf
 from rest_live.capture.triggers import NOTIFY_CHANNEL
 
 logger = logging.getLogger("rest_live")
@@ -15,7 +16,7 @@ _RETRY_SECONDS = (0.05, 0.1, 0.25, 0.5, 1.0)  # between attempts to listen again
 
 
 def can_listen(using):
-    return connections[using].vendor == "postgresql"
+    return connections[using].vendor == "postgresql" and conf.setting("NOTIFY")
 
 
 async def listen(using, wake):

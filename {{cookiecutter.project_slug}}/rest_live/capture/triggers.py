@@ -12,7 +12,7 @@ their next poll of the log, or at once when a Django write wakes them through th
 import hashlib
 from dataclasses import dataclass
 
-from django.db import connections
+from rest_live import conf
 
 NOTIFY_CHANNEL = "rest_live"
 _PREFIX = "rest_live_"
@@ -114,10 +114,6 @@ def is_supported(vendor):
     return vendor in ("postgresql", "sqlite")
 
 
-def connection_vendor(using):
-    return connections[using].vendor
-
-
 # --- PostgreSQL ---------------------------------------------------------------------------
 
 
@@ -191,9 +187,16 @@ def _postgresql_body(table, log_table):
         f"IF TG_OP = 'INSERT' THEN {logged(new_rows, 'true', ['rest_live_new'])} "
         f"ELSIF TG_OP = 'DELETE' THEN {logged(old_rows, 'false', ['rest_live_old'])} "
         f"ELSE {update} END IF; "
+        f"{_notify()}RETURN NULL; END;"
+    )
+
+
+def _notify():
+    if not conf.setting("NOTIFY"):
+        return ""
+    return (
         "GET DIAGNOSTICS logged = ROW_COUNT; "
         f"IF logged > 0 THEN PERFORM pg_notify({_literal(NOTIFY_CHANNEL)}, ''); END IF; "
-        "RETURN NULL; END;"
     )
 
 
