@@ -78,7 +78,7 @@ function createItem(id) {
     mark.setAttribute("role", "img");
     item.append(mark, element("span", { className: "title" }));
   }
-  item.append(element("span", { className: "owner" }));
+  item.append(element("span", { className: "tags" }), element("span", { className: "owner" }));
   if (signedIn) item.append(element("button", { type: "button", className: "delete" }));
   return item;
 }
@@ -86,6 +86,7 @@ function createItem(id) {
 function updateItem(item, todo) {
   item.dataset.done = todo.done;
   item.querySelector(".title").textContent = todo.title;
+  item.querySelector(".tags").textContent = (todo.tags ?? []).map((tag) => `#${tag}`).join(" ");
   item.querySelector(".owner").textContent = todo.owner ?? "";
   const box = item.querySelector("input.done");
   if (box) box.checked = todo.done;
