@@ -43,7 +43,7 @@ class ChangeFeed:
         self._deliver = deliver
         self._newest = None  # the highest change id read so far
         self._gaps = {}  # ids below it that have not appeared yet -> when first missed
-        self._pruned = 0.0
+        self._pruned = time.monotonic()  # the first prune a minute after starting
         self._woken = asyncio.Event()
 
     @property

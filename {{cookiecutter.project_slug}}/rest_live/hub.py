@@ -244,11 +244,14 @@ def _label(model):
 
 
 def _affected(related, change):
-    """{view model label: (pks of its rows that show the changed rows, the views that do)}."""
-    found = {}
+    """{view model label: (pks of its rows that show the changed rows, the views that do)}: one
+    query per distinct path, however many views follow it."""
+    found, by_path = {}, {}
     for dependency in related:
+        if dependency.hops not in by_path:
+            by_path[dependency.hops] = dependencies.affected(dependency, change)
         pks, views = found.setdefault(_label(dependency.view_model), ({}, set()))
-        pks.update(dict.fromkeys(dependencies.affected(dependency, change)))
+        pks.update(dict.fromkeys(by_path[dependency.hops]))
         views.add(dependency.view)
     return found
 

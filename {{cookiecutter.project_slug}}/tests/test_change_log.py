@@ -3,6 +3,7 @@ channel layer loses its wake-up, exactly once, and a write never fails because o
 
 import asyncio
 from datetime import timedelta
+from unittest import mock
 
 from channels.db import database_sync_to_async
 from channels.layers import InMemoryChannelLayer
@@ -133,7 +134,8 @@ class FeedReadingTests(TransactionTestCase):
         async def scenario():
             feed = ChangeFeed(Recorder())
             await feed.poll()
-            await feed.poll()
+            with mock.patch.object(feed, "_pruned", 0.0):  # as if a minute had gone by
+                await feed.poll()
 
         asyncio.run(scenario())
         self.assertEqual(list(Change.objects.values_list("id", flat=True)), [2])

@@ -6,6 +6,7 @@ from unittest import mock
 
 from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -65,6 +66,37 @@ class ManyToManyTests(LiveTestCase):
         await self.assertTags(["home", "store"])
         await self.db(self.home.delete)
         await self.assertTags(["store"])
+
+
+class CostTests(LiveTestCase):
+    async def test_finding_the_todos_a_tag_rename_touches_costs_one_query_for_any_subscribers(self):
+        tag = await self.db(Tag.objects.create, name="home")
+        for title in ("milk", "bread", "eggs"):
+            todo = await self.db(Todo.objects.create, title=title)
+            await self.db(todo.tags.add, tag)
+        finding = {count: await self.queries_finding_todos(tag, count) for count in (1, 10)}
+        self.assertEqual(finding, {1: 1, 10: 1})
+
+    async def queries_finding_todos(self, tag, count):
+        """Queries that looked for the todos showing `tag`, with `count` distinct subscriptions
+        (each its own search) watching them."""
+        sockets = [await self.connect() for _ in range(count)]
+        for number, socket in enumerate(sockets):
+            # A parameter the view ignores: the subscriptions differ, what they see does not.
+            await self.subscribe(socket, MODEL, query_params={"unused": str(number)})
+        captured = CaptureQueriesContext(connection)
+        await self.db(captured.__enter__)
+        tag.name = f"{tag.name}!"
+        await self.db(tag.save)
+        for socket in sockets:
+            for _ in range(3):
+                await self.assertBroadcast(socket, "UPDATED")
+        await self.db(captured.__exit__, None, None, None)
+        for socket in sockets:
+            await socket.disconnect()
+        # `connection` is each thread's own: read what it captured in the thread that ran them.
+        queries = await self.db(lambda: captured.captured_queries)
+        return sum('"tag_id" IN' in query["sql"] for query in queries)
 
 
 class OwnerTests(LiveTestCase):
