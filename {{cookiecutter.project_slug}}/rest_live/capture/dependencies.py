@@ -11,7 +11,9 @@ another table, an annotation with a subquery) a view declares as lookups from it
 """
 
 from dataclasses import dataclass
+from functools import cached_property
 
+from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import FieldDoesNotExist, FieldError, ImproperlyConfigured
 from django.db import models
 from django.db.models import ForeignObjectRel
@@ -19,7 +21,9 @@ from django.db.models.expressions import Col, Subquery
 from django.db.models.sql.datastructures import BaseTable
 from django.db.models.sql.query import Query
 from django.db.models.sql.where import WhereNode
+from django.http import HttpRequest
 from rest_framework import relations, serializers
+from rest_framework.generics import GenericAPIView
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class Dependency:
     def model(self):
         return self.hops[-1].target
 
+    @cached_property
     def watched(self):
         """The table columns whose update concerns it (None: any): what it reads, and the key
         that leads back to its rows when that is in `model`'s table."""
@@ -60,7 +65,7 @@ class Dependency:
 
     def concerns(self, change):
         """Whether `change` (to `model`'s rows) can change what the view shows."""
-        watched = self.watched()
+        watched = self.watched
         return change.columns is None or watched is None or bool(watched & change.columns)
 
     def describe(self):
@@ -107,7 +112,7 @@ def _serializer(view, unfollowed):
     """The view's serializer; when it picks one per request, the one an anonymous list gets."""
     serializer_class = getattr(view, "serializer_class", None)
     try:
-        if serializer_class is None or "get_serializer_class" in vars(view):
+        if serializer_class is None or _picks_serializer(view):
             serializer_class = _anonymous(view).get_serializer_class()
             unfollowed.append(
                 "it picks its serializer per request (get_serializer_class); rest_live followed "
@@ -122,12 +127,15 @@ def _serializer(view, unfollowed):
         return None
 
 
-def _anonymous(view):
-    from django.contrib.auth.models import AnonymousUser
-    from django.test import RequestFactory
+def _picks_serializer(view):
+    return view.get_serializer_class is not GenericAPIView.get_serializer_class
 
+
+def _anonymous(view):
+    """An instance of `view` as an anonymous GET of its list would make it."""
     instance = view()
-    request = RequestFactory().get("/")
+    request = HttpRequest()
+    request.method = "GET"
     request.user = AnonymousUser()
     instance.request = instance.initialize_request(request)
     instance.action, instance.format_kwarg, instance.args, instance.kwargs = "list", None, (), {}

@@ -36,7 +36,7 @@ def tables():
                     continue
                 last = dependency.hops[-1]
                 refs = frozenset() if last.forward else frozenset({last.fk.column})
-                watched = dependency.watched()
+                watched = dependency.watched
                 _merge(found, dependency.model, watched, refs, watched)
         _cache["tables"] = found
     return _cache["tables"]
