@@ -7,7 +7,7 @@ from io import StringIO
 from unittest import mock
 
 from django.contrib.admin.models import ADDITION, LogEntry
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group, Permission, User
 from django.contrib.contenttypes.models import ContentType
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
@@ -46,6 +46,12 @@ class UserViewSet(RealtimeMixin, viewsets.ReadOnlyModelViewSet):
     queryset = User.objects.prefetch_related("groups", "logentry_set")
     serializer_class = UserSerializer
     permission_classes = []
+
+
+class PermissionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Permission
+        fields = ["id", "codename"]
 
 
 class KeysOnlySerializer(serializers.ModelSerializer):
@@ -161,6 +167,22 @@ class InstallationTests(TransactionTestCase):
         self.assertRegex(self.command(), r"\(table auth_group\): missing")
         call_command("migrate", verbosity=0)
         self.assertEqual(self.capture_errors(), [])
+
+    def test_a_view_registered_later_is_captured_by_the_next_migrate_and_dropped_after(self):
+        class PermissionViewSet(RealtimeMixin, viewsets.ReadOnlyModelViewSet):
+            queryset = Permission.objects.all()
+            serializer_class = PermissionSerializer
+
+        added = {PermissionViewSet: read_by(PermissionViewSet)}
+        with mock.patch.dict(registry._views, added), mock.patch.dict(registry._cache, clear=True):
+            messages = "\n".join(error.msg for error in self.capture_errors())
+            self.assertIn("auth.Permission (table auth_permission) is missing", messages)
+            call_command("migrate", verbosity=0)
+            self.assertEqual(self.capture_errors(), [])
+        # No registered view reads it any more: the next migrate removes its capture.
+        self.assertIn("auth_permission", self.command())
+        call_command("migrate", verbosity=0)
+        self.assertNotIn("auth_permission", self.command())
 
     def test_a_capture_that_differs_from_the_views_is_stale(self):
         drop = {"postgresql": "DROP TRIGGER rest_live_delete ON auth_group"}.get(
