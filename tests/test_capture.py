@@ -79,22 +79,22 @@ while line := sys.stdin.readline():
     print("OUT " + json.dumps(scope["out"]), flush=True)
 """
 
-PREPARE = """
+PASSWORD = secrets.token_urlsafe(16)
+PREPARE = f"""
 from django.contrib.auth.models import User
 from django.db import connection
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from todos.models import Tag, Todo
 
-writer = User.objects.create_user("writer")
+writer = User.objects.create_user("writer", password={PASSWORD!r})
 alice = User.objects.create_user("alice")
 red, green, blue = (Tag.objects.create(name=name) for name in ("red", "green", "blue"))
 out = Token.objects.create(user=writer).key
 """
 
 # (what the path is, its code): the code sets `out` to the frames it must cause, as
-# [action, pk] pairs, or None where the number is not this test's business (several
-# transactions whose changes may be read together or apart).
+# [action, pk] pairs: one for each row of the list whose REST representation it changed.
 DJANGO_PATHS = [
     (
         "save() inserts",
@@ -350,6 +350,18 @@ def sql_now(project: BakedProject) -> str:
     return "strftime('%Y-%m-%d %H:%M:%f', 'now')"
 
 
+def obtain_token(server: AppServer, username: str, password: str) -> str:
+    """A DRF token from /api/token/, as an API client gets one."""
+    request = urllib.request.Request(
+        server.http_url + "/api/token/",
+        method="POST",
+        data=json.dumps({"username": username, "password": password}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())["token"]
+
+
 def rest_write(server: AppServer, token: str, method: str, path: str, body: dict) -> dict:
     request = urllib.request.Request(
         server.http_url + path,
@@ -440,6 +452,7 @@ def test_every_write_path_reaches_a_client_as_rest_shows_it(live):
                 DjangoWriter(project, project.path.parent / "shell.log")
             )
             token = await writer.run(PREPARE)
+            assert await asyncio.to_thread(obtain_token, server, "writer", PASSWORD) == token
             mirror = await stack.enter_async_context(Mirror(server))
             paths = Paths(mirror, server)
 
@@ -526,10 +539,9 @@ def test_every_write_path_reaches_a_client_as_rest_shows_it(live):
     )
 
 
-# --- what rest_live does not do yet (December 2026) ----------------------------------------
-# Each test below is a reproduction: it fails today (strict xfail) and passes once rest_live
-# does it. The client starts from a snapshot taken after the setup committed, so only the write
-# under test can make it stale.
+# --- the corners: writes the first version of the capture missed --------------------------
+# Each client starts from a snapshot taken after the setup committed, so only the write under
+# test can make it stale.
 
 GAP_SECONDS = 4.0  # four polls of the change log, and PostgreSQL's NOTIFY many times over
 
@@ -571,13 +583,6 @@ def assert_followed(project: BakedProject, server: AppServer, write) -> None:
     asyncio.run(scenario())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=Stale,
-    reason="todos_todo_tags' update trigger watches todo_id only: the key a link row holds "
-    "to the next row on the path (tag_id) is not recorded as read (capture/dependencies.py "
-    "gives a path's intermediate rows no columns)",
-)
 @pytest.mark.parametrize("combo", combo_params("production_daphne"))
 def test_a_link_row_moved_to_another_tag_reaches_the_client(live):
     project, server = live
@@ -591,14 +596,9 @@ def test_a_link_row_moved_to_another_tag_reaches_the_client(live):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=Stale,
-    reason="PostgreSQL: no capture trigger fires on TRUNCATE (capture/triggers.py installs "
-    "INSERT, UPDATE and DELETE triggers only)",
-)
 @pytest.mark.parametrize("combo", combo_params("production_daphne"))
 def test_a_truncated_table_reaches_the_client(live):
+    """PostgreSQL's TRUNCATE logs no keys: the client is told to re-sync, and does."""
     project, server = live
     assert_followed(
         project, server, lambda project: foreign_sql(project, "TRUNCATE todos_todo_tags")
@@ -611,13 +611,6 @@ RENAMING_MIGRATION = """class Migration(migrations.Migration):
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=Stale,
-    reason="SQLite: `migrate` drops the update triggers that watch named columns (todos_tag's "
-    "name, auth_user's username) before migrating (install.before_migrate) and restores them "
-    "after, so a migration's (or anyone's) rename meanwhile is never logged",
-)
 @pytest.mark.parametrize("combo", combo_params("defaults"))
 def test_a_tag_renamed_by_a_data_migration_on_sqlite_reaches_the_client(live):
     project, server = live
@@ -635,13 +628,6 @@ with transaction.atomic():
 BARRIER = "from todos.models import Todo; Todo.objects.filter(title='tagged').update(title='x')"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=Redundant,
-    reason="a transaction that changes a todo's row and its link rows is one change per table "
-    "(feed._coalesced merges per model, the hub maps each to todos on its own): the client "
-    "gets CREATED, then an UPDATED identical to it",
-)
 @pytest.mark.parametrize("combo", combo_params("production_daphne"))
 def test_a_todo_inserted_and_tagged_in_one_transaction_is_one_frame(live):
     project, server = live

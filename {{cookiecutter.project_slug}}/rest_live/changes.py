@@ -25,6 +25,8 @@ class Change:
     columns: frozenset | None = None
     # The views it concerns (None: every view of `model`).
     views: frozenset | None = None
+    # Every row may have changed (PostgreSQL's TRUNCATE): subscribers re-sync.
+    truncated: bool = False
 
     def about(self, model, pks, views):
         """This change as it concerns `model`'s rows `pks`, shown by `views`, which show the

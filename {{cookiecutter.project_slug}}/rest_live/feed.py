@@ -37,7 +37,7 @@ _RECENT = 256  # ids below the newest that may still be in open transactions whe
 
 class ChangeFeed:
     """The change log as one process reads it; `deliver` is a coroutine function that takes
-    one `Change`."""
+    the list of `Change`s read together (one per model)."""
 
     def __init__(self, deliver):
         self._deliver = deliver
@@ -99,8 +99,8 @@ class ChangeFeed:
             else:
                 continue
             fresh.append(row)
-        for change in _coalesced(fresh):
-            await self._deliver(change)
+        if fresh:
+            await self._deliver(list(_coalesced(fresh)))
         kept = conf.setting("CHANGE_LOG_SECONDS")
         for missing, since in list(self._gaps.items()):
             if now - since >= kept:
@@ -115,25 +115,44 @@ def _coalesced(rows):
     they are now, so one evaluation of all their keys shows what several would."""
     merged = {}
     for change_id, label, pks, created, refs, columns in rows:
-        pks = [pk for pk in pks or () if pk is not None]
         entry = merged.setdefault(
-            label, {"pks": {}, "position": 0, "created": set(), "refs": {}, "columns": set()}
+            label,
+            {
+                "pks": {},
+                "position": 0,
+                "created": set(),
+                "refs": {},
+                "columns": set(),
+                "all": False,
+            },
         )
+        entry["position"] = max(entry["position"], change_id)
+        if pks is None:  # a TRUNCATE
+            entry["all"] = True
+            continue
+        pks = [pk for pk in pks if pk is not None]
+        entry["pks"].update(dict.fromkeys(pks))
+        if created:
+            entry["created"].update(pks)
         if columns is None or entry["columns"] is None:
             entry["columns"] = None
         else:
             entry["columns"].update(_flat(columns))
-        entry["pks"].update(dict.fromkeys(pks))
-        entry["position"] = max(entry["position"], change_id)
-        if created:
-            entry["created"].update(pks)
         for column, values in (refs or {}).items():
             entry["refs"].setdefault(column, {}).update(dict.fromkeys(values))
     for label, entry in merged.items():
         refs = {column: tuple(values) for column, values in entry["refs"].items()}
         columns = None if entry["columns"] is None else frozenset(entry["columns"])
         created = frozenset(entry["created"])
-        yield Change(label, tuple(entry["pks"]), entry["position"], created, refs, columns)
+        yield Change(
+            label,
+            tuple(entry["pks"]),
+            entry["position"],
+            created,
+            refs,
+            columns,
+            truncated=entry["all"],
+        )
 
 
 def _flat(columns):

@@ -95,15 +95,23 @@ class Hub:
                 await self._leave_layer()
                 self._stop()
 
-    async def handle(self, change, source="layer"):
-        """Hand one change, and what it means to views that show its rows, to their watchers."""
-        # One change at a time: were a later change handed out first at some sockets, those
+    async def handle(self, changes, source="layer"):
+        """Hand changes read together, and what they mean to the views that show their rows, to
+        the watchers: one change per model and views, so a todo inserted and tagged in one
+        transaction is one frame, not one per table."""
+        # One batch at a time: were a later change handed out first at some sockets, those
         # sockets would see it before the earlier one.
         async with self._handling:
-            for target in await self._targets(change):
+            targets = []
+            for change in changes:
+                targets += await self._targets(change)
+            for target in _merged(targets):
                 await self._hand_out(target, source)
 
     async def _targets(self, change):
+        if change.truncated:
+            await self._lose(change)
+            return []
         targets = [change] if change.model in self._watchers else []
         related = [
             dependency
@@ -123,13 +131,21 @@ class Hub:
                 type(error).__name__,
                 error,
             )
-            for label in {_label(dependency.view_model) for dependency in related}:
-                for watcher in list(self._watchers.get(label, ())):
-                    await watcher.lose_change(label)
+            await self._lose(change, related)
             return targets
         return targets + [
             change.about(label, pks, views) for label, (pks, views) in found.items() if pks
         ]
+
+    async def _lose(self, change, related=None):
+        """Tell the watchers of `change`'s model, and of the views that show its rows, that
+        they cannot follow it: their subscriptions re-sync."""
+        if related is None:
+            related = registry.dependents(change.model)
+        labels = {change.model} | {_label(dependency.view_model) for dependency in related}
+        for label in labels:
+            for watcher in list(self._watchers.get(label, ())):
+                await watcher.lose_change(label)
 
     async def _hand_out(self, change, source):
         metrics.CHANGES.labels(source).inc()
@@ -151,8 +167,8 @@ class Hub:
                 # A bug: the failures a change can meet are each watcher's to report.
                 logger.exception("rest_live could not hand a change to a socket")
 
-    async def _handle_logged(self, change):
-        await self.handle(change, source="change_log")
+    async def _handle_logged(self, changes):
+        await self.handle(changes, source="change_log")
 
     async def _join_layer(self):
         if self._layer is None or self._joined is not None or not self._watchers:
@@ -199,7 +215,7 @@ class Hub:
             if message.get("type") == WAKE_MESSAGE:
                 self.feed.wake()
             elif message.get("type") == CHANGE_MESSAGE:
-                await self.handle(Change.from_message(message))
+                await self.handle([Change.from_message(message)])
 
     async def _poll(self):
         woken = False
@@ -241,6 +257,33 @@ class Hub:
 def _label(model):
     """Changes are logged under the model that owns the table: a proxy's are its concrete's."""
     return model._meta.concrete_model._meta.label
+
+
+def _merged(targets):
+    """`targets` with the changes of one model and set of views made one: the model's own
+    changes first (every view), then what other changes mean to the views that show them,
+    less the rows its own changes already cover."""
+    own, shown = {}, {}
+    for target in targets:
+        group = own if target.views is None else shown.setdefault(target.model, {})
+        key = target.model if target.views is None else target.views
+        if key in group:
+            earlier = group[key]
+            target = Change(
+                target.model,
+                tuple(dict.fromkeys(earlier.pks + target.pks)),
+                max(earlier.position, target.position),
+                earlier.created | target.created,
+                views=target.views,
+            )
+        group[key] = target
+    yield from own.values()
+    for label, by_views in shown.items():
+        covered = set(own[label].pks) if label in own else set()
+        for change in by_views.values():
+            pks = tuple(pk for pk in change.pks if pk not in covered)
+            if pks:
+                yield Change(change.model, pks, change.position, views=change.views)
 
 
 def _affected(related, change):

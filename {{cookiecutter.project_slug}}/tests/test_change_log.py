@@ -75,8 +75,8 @@ class Recorder:
     def __init__(self):
         self.changes = []
 
-    async def __call__(self, change):
-        self.changes.append(change)
+    async def __call__(self, changes):
+        self.changes.extend(changes)
 
 
 class FeedReadingTests(TransactionTestCase):
@@ -162,10 +162,10 @@ class HubTests(TransactionTestCase):
         async def scenario():
             hub, watcher = Hub(layer=None), Watcher()
             await hub.join(Group, watcher)
-            await hub.handle(LiveChange("auth.Permission", (1,), 10))
-            await hub.handle(LiveChange("auth.Group", (1,), 11))
+            await hub.handle([LiveChange("auth.Permission", (1,), 10)])
+            await hub.handle([LiveChange("auth.Group", (1,), 11)])
             await hub.leave(Group, watcher)
-            await hub.handle(LiveChange("auth.Group", (1,), 12))
+            await hub.handle([LiveChange("auth.Group", (1,), 12)])
             self.assertEqual((watcher.begun, watcher.taken), ([11], [11]))
 
         asyncio.run(scenario())

@@ -187,7 +187,10 @@ def _source(field, attrs, model, path, paths, unfollowed, where):
         if _key_only(field):
             # Which rows are related, not what they hold: the rows holding the keys are enough
             # (a many-to-many's link rows, the related rows of a reverse foreign key).
-            _read(paths, path[:-1] if model_field.many_to_many else path, set())
+            if model_field.many_to_many:
+                _read(paths, path[:-1], {path[-1].fk.attname})  # the link rows' other key
+            else:
+                _read(paths, path, set())
         elif isinstance(field, serializers.BaseSerializer):
             _read(paths, path, set())
             _shown(_child(field), current, path, paths, unfollowed)
@@ -331,11 +334,17 @@ def _inherited(model, path, paths):
 
 
 def _read(paths, hops, columns):
-    """Record that `columns` of the rows `hops` lead to are read (None: any column)."""
+    """Record that `columns` of the rows `hops` lead to are read (None: any column), and the
+    keys that lead there through the rows on the way (a link row moved to another tag)."""
     if not hops:
         return  # the view's own rows: every change of them is captured
     for end in range(1, len(hops)):
-        paths.setdefault(hops[:end], frozenset())
+        onward = hops[end]
+        _add(paths, hops[:end], {onward.fk.attname} if onward.forward else set())
+    _add(paths, hops, columns)
+
+
+def _add(paths, hops, columns):
     known = paths.get(hops, frozenset())
     if known is None or columns is None:
         paths[hops] = None

@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass
 
 from django.db import DatabaseError, connections, router, transaction
+from django.db.migrations import RunPython, RunSQL
 
 from rest_live.capture import registry, triggers
 
@@ -116,15 +117,19 @@ def remove(using=None):
     return sorted(present)
 
 
-def remove_column_filters(using=None):
-    """SQLite only: drop the update triggers that name ordinary columns, which SQLite would not
-    let a migration drop or alter (`migrate` puts them back once it has run)."""
+def remove_column_filters(using=None, altered=None):
+    """SQLite only: drop the update triggers that name ordinary columns of the tables whose
+    schema is about to change (`altered`: {(app label, model name)}; None: every table), which
+    SQLite would not let a migration drop or alter. `migrate` puts them back once it has run."""
     using = using or log_database()
     connection = connections[using]
     if connection.vendor != "sqlite":
         return
     present = triggers.installed(connection)
     for name, table in expected(using).items():
+        meta = table.model._meta
+        if altered is not None and (meta.app_label, meta.model_name) not in altered:
+            continue
         if triggers.filters_columns(table):
             update = [n for n in present.get(name, {}) if n.endswith("_update")]
             _run(connection, triggers.drop_statements("sqlite", name, update))
@@ -151,10 +156,24 @@ def check_deferred(using):
     return using in _deferred
 
 
-def before_migrate(sender, using, **kwargs):
-    """pre_migrate: SQLite update triggers that name ordinary columns step aside meanwhile."""
+def before_migrate(sender, using, plan=None, **kwargs):
+    """pre_migrate: SQLite update triggers that name ordinary columns of a table whose schema
+    the migrations change step aside meanwhile (data migrations of other tables are captured)."""
     if sender.name == "rest_live" and _log_table_exists(using):
-        remove_column_filters(using)
+        remove_column_filters(using, None if plan is None else _altered(plan))
+
+
+def _altered(plan):
+    """{(app label, model name)} whose schema the migrations of `plan` change."""
+    altered = set()
+    for migration, _backwards in plan:
+        for operation in migration.operations:
+            if isinstance(operation, RunPython | RunSQL):
+                continue
+            name = getattr(operation, "model_name", None) or getattr(operation, "name", None)
+            if isinstance(name, str):
+                altered.add((migration.app_label, name.lower()))
+    return altered
 
 
 def after_migrate(sender, using, verbosity=1, stdout=None, plan=None, **kwargs):

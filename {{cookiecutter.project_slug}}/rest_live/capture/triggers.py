@@ -1,7 +1,8 @@
 """The SQL of the capture: triggers that write each change of a table into the change log.
 
 PostgreSQL: three statement-level triggers per table (transition tables allow one event each), so
-a 10,000-row `UPDATE` writes one log row; each writing statement also sends `NOTIFY rest_live`,
+a 10,000-row `UPDATE` writes one log row, and a fourth for `TRUNCATE`, logged with no keys (every
+row may have changed: subscribers re-sync); each writing statement also sends `NOTIFY rest_live`,
 which PostgreSQL delivers to the servers at commit (listener.py). Rows are read as `to_jsonb(row)`
 rather than by column, so a migration that drops or renames a column never breaks a write.
 
@@ -141,6 +142,10 @@ def _postgresql(table, log_table):
             f"CREATE TRIGGER {_PREFIX}{event} AFTER {event.upper()} ON {quoted} "
             f"REFERENCING {referencing} FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
         )
+    created[f"{_PREFIX}truncate"] = (
+        f"CREATE TRIGGER {_PREFIX}truncate AFTER TRUNCATE ON {quoted} "
+        f"FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
+    )
     return created
 
 
@@ -184,7 +189,9 @@ def _postgresql_body(table, log_table):
         "DECLARE logged integer; BEGIN "
         # A dropped log (rest_live unmigrated by hand) must not fail the write.
         f"IF to_regclass({_literal(_quote(log_table))}) IS NULL THEN RETURN NULL; END IF; "
-        f"IF TG_OP = 'INSERT' THEN {logged(new_rows, 'true', ['rest_live_new'])} "
+        f"IF TG_OP = 'TRUNCATE' THEN {insert}VALUES ({_literal(table.label)}, 'null'::jsonb, "
+        "false, NULL, NULL, now()); "
+        f"ELSIF TG_OP = 'INSERT' THEN {logged(new_rows, 'true', ['rest_live_new'])} "
         f"ELSIF TG_OP = 'DELETE' THEN {logged(old_rows, 'false', ['rest_live_old'])} "
         f"ELSE {update} END IF; "
         f"{_notify()}RETURN NULL; END;"
