@@ -33,6 +33,9 @@ SETTINGS = f"""
 from config.settings import *  # noqa: F403
 
 REST_LIVE_MAX_CONNECTIONS = {MAX_CONNECTIONS}
+# The stream's broadcasts come from another process on the in-memory layer: read them from the
+# change log four times a round, so that each round is its own change, as it is with Redis.
+REST_LIVE_CHANGE_POLL_SECONDS = 0.05
 """
 TODOS = 1000
 # Broadcasts of every todo, a quarter of a second apart: about 8 MB for each socket, past what

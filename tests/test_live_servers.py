@@ -177,10 +177,8 @@ def test_nothing_arrives_before_commit_and_rollbacks_send_nothing(deployment):
             await writer.wait()
         assert writer.returncode == 0
 
-        # The transaction saved twice, so an UPDATED follows; it too shows only committed state.
-        message = await socket.receive()
-        assert (message["action"], message["instance"]["title"]) == ("UPDATED", "committed")
-
+        # The transaction saved twice: its two rows of the change log are read together, and
+        # evaluated once, so no second frame follows.
         await in_thread(shell, project, ROLLED_BACK)
         message = await socket.receive()
         # The rolled-back row sent nothing: the next broadcast is the write made after it.
@@ -263,7 +261,7 @@ def test_writes_survive_a_redis_outage_and_broadcasts_resume(
                 "from todos.models import Todo; Todo.objects.create(title='during outage')",
             )
         )
-        assert "could not broadcast" in result.stderr
+        assert "could not announce" in result.stderr
         count = await in_thread(shell, project, COUNT_OUTAGE_WRITES)
         assert count.split()[-1] == "1"
 

@@ -128,7 +128,7 @@ def test_writes_made_while_redis_is_down_reach_every_client(cluster, private_red
             mirrors = [await stack.enter_async_context(Mirror(s)) for s in (a, a, b, b)]
             private_redis.stop()
             written = await asyncio.to_thread(shell, project, OUTAGE_WRITES)
-            assert "could not broadcast" in written.stderr
+            assert "could not announce" in written.stderr
             await asyncio.to_thread(create_over_rest, a, token, "over REST on A")
             await asyncio.to_thread(create_over_rest, b, token, "over REST on B")
             private_redis.start()  # empty: this Redis keeps nothing across restarts
@@ -278,7 +278,7 @@ def test_a_todo_added_in_the_admin_while_redis_is_down_reaches_every_client(clus
                 admin.submit, "/admin/todos/todo/add/", title="added in the admin", _save="Save"
             )
             assert saved == "/admin/todos/todo/"  # the change list: the form was accepted
-            assert "could not broadcast" in b.log()
+            assert "could not announce" in b.log()
             private_redis.start()  # empty: RedisServer runs with --save "" --appendonly no
             await converged(mirrors, lambda: rest_list(a), RECOVERY_SECONDS, b.log)
             assert mirrors[0].titles() == ["added in the admin"]

@@ -72,12 +72,14 @@ def _record(model, pks, using, created=False):
         return uuid.uuid4().hex  # the feed reads the log in one database only
     log = Change.objects.using(using)
     try:
+        fields = {"model": model._meta.label, "pks": pks, "created": created}
+        fields["txid"] = Change.ANNOUNCED
         if not transaction.get_connection(using).in_atomic_block:
-            return log.create(model=model._meta.label, pks=pks, created=created).pk
+            return log.create(**fields).pk
         # In a savepoint: should the insert fail (the log's table not migrated yet, say), the
         # write's own transaction goes on unharmed.
         with transaction.atomic(using=using):
-            return log.create(model=model._meta.label, pks=pks, created=created).pk
+            return log.create(**fields).pk
     except DatabaseError as error:
         _log_unrecorded(model, error)
         return uuid.uuid4().hex

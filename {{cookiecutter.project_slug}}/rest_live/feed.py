@@ -37,7 +37,7 @@ _RECENT = 256  # ids below the newest that may still be in open transactions whe
 
 class ChangeFeed:
     """The change log as one process reads it; `deliver` is a coroutine function that takes
-    the list of `Change`s read together (one per model)."""
+    the `Change`s of one transaction (one per model)."""
 
     def __init__(self, deliver):
         self._deliver = deliver
@@ -99,8 +99,8 @@ class ChangeFeed:
             else:
                 continue
             fresh.append(row)
-        if fresh:
-            await self._deliver(list(_coalesced(fresh)))
+        for rows in _by_transaction(fresh):
+            await self._deliver(list(_coalesced(rows)))
         kept = conf.setting("CHANGE_LOG_SECONDS")
         for missing, since in list(self._gaps.items()):
             if now - since >= kept:
@@ -110,9 +110,21 @@ class ChangeFeed:
             await database_sync_to_async(_prune)()
 
 
+def _by_transaction(rows):
+    """The rows of each transaction, in the order of their first. PostgreSQL's triggers log the
+    writing transaction's id. SQLite's cannot: its rows read together are taken as one (each
+    evaluation reads the rows as they are now, so one of all their keys shows what several
+    would). A row `broadcast()` wrote is a change of its own."""
+    transactions = {}
+    for row in rows:
+        txid = row[-1]
+        key = ("announced", row[0]) if txid == LoggedChange.ANNOUNCED else txid
+        transactions.setdefault(key, []).append(row[:-1])
+    return transactions.values()
+
+
 def _coalesced(rows):
-    """One `Change` per model for the rows read together: each evaluation reads the rows as
-    they are now, so one evaluation of all their keys shows what several would."""
+    """One `Change` per model for one transaction's rows: a row it wrote twice is one change."""
     merged = {}
     for change_id, label, pks, created, refs, columns in rows:
         entry = merged.setdefault(
@@ -173,7 +185,7 @@ def _newest_ids():
 
 def _read(newest, gaps):
     """Changes after `newest` (the oldest first, at most _BATCH), and those among `gaps`."""
-    fields = ("id", "model", "pks", "created", "refs", "columns")
+    fields = ("id", "model", "pks", "created", "refs", "columns", "txid")
     rows = list(LoggedChange.objects.filter(id__gt=newest).values_list(*fields)[:_BATCH])
     if gaps:
         rows += LoggedChange.objects.filter(id__in=gaps).values_list(*fields)

@@ -96,9 +96,9 @@ class Hub:
                 self._stop()
 
     async def handle(self, changes, source="layer"):
-        """Hand changes read together, and what they mean to the views that show their rows, to
-        the watchers: one change per model and views, so a todo inserted and tagged in one
-        transaction is one frame, not one per table."""
+        """Hand the changes of one transaction, and what they mean to the views that show their
+        rows, to the watchers: one change per model and views, so a todo inserted and tagged in
+        one transaction is one frame, not one per table."""
         # One batch at a time: were a later change handed out first at some sockets, those
         # sockets would see it before the earlier one.
         async with self._handling:

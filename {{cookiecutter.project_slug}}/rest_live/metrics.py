@@ -49,7 +49,8 @@ FRAMES_DROPPED = _metric(
 CHANGES = _metric(
     Counter,
     "rest_live_changes",
-    "Changes this process handled, by where they came from: the channel layer or the change log.",
+    "Changes this process handled, by where they came from: the change log, or whole on the "
+    "channel layer (a model outside the log's database).",
     labelnames=["source"],
 )
 EVALUATION_SECONDS = _metric(
@@ -61,5 +62,6 @@ EVALUATION_SECONDS = _metric(
 PUBLISH_FAILURES = _metric(
     Counter,
     "rest_live_publish_failures",
-    "Changes this process could not publish on the channel layer (the change log has them).",
+    "Announcements this process could not publish on the channel layer (the change log has "
+    "their changes).",
 )

@@ -19,6 +19,11 @@ class Change(models.Model):
     refs = models.JSONField(null=True, blank=True)
     # For an update of a table only some of whose columns a view reads: which of those changed.
     columns = models.JSONField(null=True, blank=True)
+    # The writing transaction's id (PostgreSQL's triggers), so that a transaction's rows are one
+    # change; ANNOUNCED for a row `broadcast()` wrote, a change of its own; null from SQLite's.
+    txid = models.BigIntegerField(null=True, blank=True)
+
+    ANNOUNCED = -1
     recorded = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

@@ -2,6 +2,7 @@
 channel layer loses its wake-up, exactly once, and a write never fails because of the log."""
 
 import asyncio
+import uuid
 from datetime import timedelta
 from unittest import mock
 
@@ -86,7 +87,9 @@ class FeedReadingTests(TransactionTestCase):
         Change.objects.all().delete()  # what the test database's set-up logged
 
     def log(self, change_id):
-        Change.objects.create(id=change_id, model="auth.Group", pks=[change_id])
+        Change.objects.create(
+            id=change_id, model="auth.Group", pks=[change_id], txid=Change.ANNOUNCED
+        )
 
     def delivered(self, consumer):
         return [(change.position, set(change.pks)) for change in consumer.changes]
@@ -101,13 +104,34 @@ class FeedReadingTests(TransactionTestCase):
             await database_sync_to_async(self.log)(2)
             await database_sync_to_async(self.log)(4)  # 3 is written but not committed yet
             await feed.poll()
-            # Rows of one model read together are one change: one evaluation of all their keys.
-            self.assertEqual(self.delivered(consumer), [(4, {2, 4})])
+            self.assertEqual(self.delivered(consumer), [(2, {2}), (4, {4})])
             await database_sync_to_async(self.log)(3)
             await database_sync_to_async(self.log)(5)
             await feed.poll()
             await feed.poll()
-            self.assertEqual(self.delivered(consumer), [(4, {2, 4}), (5, {3, 5})])
+            self.assertEqual(self.delivered(consumer), [(2, {2}), (4, {4}), (3, {3}), (5, {5})])
+
+    def test_the_rows_of_one_transaction_are_one_change_per_model(self):
+        self.log(1)
+
+        async def scenario():
+            consumer = Recorder()
+            feed = ChangeFeed(consumer)
+            await feed.poll()
+
+            def one_transaction():
+                with transaction.atomic():
+                    group = Group.objects.create(name=f"first {uuid.uuid4()}")
+                    group.name += ", renamed"
+                    group.save()
+                    Group.objects.create(name=f"second {uuid.uuid4()}")
+
+            await database_sync_to_async(one_transaction)()
+            await feed.poll()
+            groups = [change for change in consumer.changes if change.model == "auth.Group"]
+            self.assertEqual([len(change.pks) for change in groups], [2])
+
+        asyncio.run(scenario())
 
         asyncio.run(scenario())
 

@@ -135,7 +135,7 @@ class LiveMetricsTests(LiveTestCase):
         # The subscribe's acknowledgement and the broadcast.
         self.assertGreaterEqual(moved("rest_live_frames_sent_total"), 2)
         self.assertEqual(moved("rest_live_frames_dropped_total"), 0)
-        self.assertGreaterEqual(moved("rest_live_changes_total", source="layer"), 1)
+        self.assertGreaterEqual(moved("rest_live_changes_total", source="change_log"), 1)
         self.assertGreaterEqual(moved("rest_live_evaluation_seconds_count"), 1)
         self.assertEqual(moved("rest_live_publish_failures_total"), 0)
 

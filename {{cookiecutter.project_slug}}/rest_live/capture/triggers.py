@@ -151,13 +151,15 @@ def _postgresql(table, log_table):
 
 def _postgresql_body(table, log_table):
     pk = _literal(table.pk)
-    insert = f"INSERT INTO {_quote(log_table)} (model, pks, created, refs, columns, recorded) "
+    insert = (
+        f"INSERT INTO {_quote(log_table)} (model, pks, created, refs, columns, recorded, txid) "
+    )
 
     def logged(rows, created, refs_from, columns="NULL::jsonb"):
         refs = _postgresql_refs(table, refs_from)
         return (
             f"{insert}SELECT {_literal(table.label)}, jsonb_agg(r.j -> {pk}), {created}, "
-            f"{refs}, {columns}, now() FROM ({rows}) r HAVING count(*) > 0;"
+            f"{refs}, {columns}, now(), txid_current() FROM ({rows}) r HAVING count(*) > 0;"
         )
 
     new_rows = "SELECT to_jsonb(n) AS j FROM rest_live_new n"
@@ -190,7 +192,7 @@ def _postgresql_body(table, log_table):
         # A dropped log (rest_live unmigrated by hand) must not fail the write.
         f"IF to_regclass({_literal(_quote(log_table))}) IS NULL THEN RETURN NULL; END IF; "
         f"IF TG_OP = 'TRUNCATE' THEN {insert}VALUES ({_literal(table.label)}, 'null'::jsonb, "
-        "false, NULL, NULL, now()); "
+        "false, NULL, NULL, now(), txid_current()); "
         f"ELSIF TG_OP = 'INSERT' THEN {logged(new_rows, 'true', ['rest_live_new'])} "
         f"ELSIF TG_OP = 'DELETE' THEN {logged(old_rows, 'false', ['rest_live_old'])} "
         f"ELSE {update} END IF; "

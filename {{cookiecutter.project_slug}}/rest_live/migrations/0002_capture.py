@@ -24,5 +24,10 @@ class Migration(migrations.Migration):
             name="columns",
             field=models.JSONField(blank=True, null=True),
         ),
+        migrations.AddField(
+            model_name="change",
+            name="txid",
+            field=models.BigIntegerField(blank=True, null=True),
+        ),
         migrations.RunPython(migrations.RunPython.noop, remove_capture),
     ]

@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 from tests.live import LiveTestCase
 from todos.models import Tag, Todo
 from todos.tests import views
+from todos.views import TodoViewSet
 
 MODEL = "todos.Todo"
 # Writes that send no signal wake no server: they arrive at the next poll of the change log.
@@ -185,8 +186,8 @@ class WritePathTests(LiveTestCase):
 
 
 class RestWriteTests(LiveTestCase):
-    """A REST write that sets tags: the client ends with the tags, whether the request is one
-    transaction (the baked settings' ATOMIC_REQUESTS) or several."""
+    """A REST write that sets tags: the client ends with the tags, whether the view writes them
+    in one transaction (TodoViewSet) or in several."""
 
     async def asyncSetUp(self):
         await super().asyncSetUp()
@@ -228,7 +229,18 @@ class RestWriteTests(LiveTestCase):
         created, updated = await self.post_then_patch()
         self.assertEqual((len(created), len(updated)), (1, 1))
 
-    async def test_without_atomic_requests_the_client_still_ends_right(self):
+    async def test_written_in_several_transactions_the_client_still_ends_right(self):
         # The todo commits before its tags are set, so it may arrive first without them.
-        with mock.patch.dict(connection.settings_dict, ATOMIC_REQUESTS=False):
+        def create(view, serializer):
+            serializer.save(owner=view.request.user)
+
+        with (
+            mock.patch.object(TodoViewSet, "perform_create", create),
+            mock.patch.object(TodoViewSet, "perform_update", lambda view, s: s.save()),
+        ):
             await self.post_then_patch()
+
+    async def test_with_atomic_requests_each_write_is_one_frame(self):
+        with mock.patch.dict(connection.settings_dict, ATOMIC_REQUESTS=True):
+            created, updated = await self.post_then_patch()
+        self.assertEqual((len(created), len(updated)), (1, 1))
