@@ -18,7 +18,7 @@ DEMO_ADDR ?= 127.0.0.1:8000
 test: $(VENV_STAMP)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
-# The benchmarks (about 35 minutes on 2 cores): tables, and benchmarks/results/*.json and *.png.
+# The benchmarks (about 20 to 35 minutes on 2 cores): tables, and benchmarks/results/*.json and *.png.
 # Fan-out (BENCH_ARGS go to it), then what the live layer adds to a write (Django alone, the
 # capture triggers, as shipped), then the capture latency (a write's commit to its frame, per
 # write path, on PostgreSQL and SQLite), then sustained throughput (the highest write rate 200
