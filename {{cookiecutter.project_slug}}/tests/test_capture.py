@@ -11,7 +11,7 @@ from django.contrib.auth.models import Group, Permission, User
 from django.contrib.contenttypes.models import ContentType
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test import SimpleTestCase, TransactionTestCase
 from rest_framework import serializers, viewsets
@@ -152,6 +152,10 @@ class InstallationTests(TransactionTestCase):
             for message in checks.run_checks(databases=["default"])
             if message.id == "rest_live.E003"
         ]
+
+    def test_an_unknown_database_is_a_clear_error(self):
+        with self.assertRaisesMessage(CommandError, "No database 'elsewhere' in DATABASES"):
+            self.command("--database", "elsewhere")
 
     def test_migrate_installed_the_capture_of_every_table_a_view_reads(self):
         listing = self.command()

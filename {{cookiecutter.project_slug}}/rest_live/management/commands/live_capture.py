@@ -6,6 +6,7 @@ python manage.py live_capture remove     # drop every capture trigger (`migrate`
 """
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connections
 
 from rest_live.capture import install
 
@@ -21,6 +22,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, action, database, **options):
         using = database or install.log_database()
+        if using not in connections:
+            raise CommandError(
+                f"No database {using!r} in DATABASES; name one of: {', '.join(connections)}."
+            )
         if action == "install":
             changed = install.install(using)
             self.stdout.write(f"Installed or updated: {', '.join(changed) or 'nothing to do'}")
