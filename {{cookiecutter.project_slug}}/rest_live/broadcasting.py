@@ -17,6 +17,8 @@ from django.db import DatabaseError, models, router, transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
 from rest_live import metrics
+from rest_live.capture import listener
+from rest_live.capture.triggers import NOTIFY_CHANNEL
 from rest_live.changes import Change, wake_message
 from rest_live.publisher import publish
 
@@ -75,14 +77,23 @@ def _record(model, pks, using, created=False):
         fields = {"model": model._meta.label, "pks": pks, "created": created}
         fields["txid"] = Change.ANNOUNCED
         if not transaction.get_connection(using).in_atomic_block:
-            return log.create(**fields).pk
+            return _logged(log, fields, using)
         # In a savepoint: should the insert fail (the log's table not migrated yet, say), the
         # write's own transaction goes on unharmed.
         with transaction.atomic(using=using):
-            return log.create(**fields).pk
+            return _logged(log, fields, using)
     except DatabaseError as error:
         _log_unrecorded(model, error)
         return uuid.uuid4().hex
+
+
+def _logged(log, fields, using):
+    """Insert the log row, and notify the listening servers as the capture triggers do."""
+    position = log.create(**fields).pk
+    if listener.can_listen(using):
+        with transaction.get_connection(using).cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, '')", [NOTIFY_CHANNEL])
+    return position
 
 
 _unrecorded = set()  # models whose changes the log could not take, already logged once

@@ -64,6 +64,8 @@ class Hub:
         self._joined = None  # when the layer group was joined; None while it is not
         self._tasks = ()  # (layer, poll[, listen]) while anyone watches
         self._unreachable = False  # the layer failed, and has not answered since
+        self._has_channel = None  # an asyncio.Event, set once the layer gave this process a channel
+        self._notified = False  # the database's notifications reach this process (listener.py)
         self.feed = ChangeFeed(self._handle_logged)
 
     async def join(self, model, watcher):
@@ -74,9 +76,10 @@ class Hub:
         """
         self._watchers.setdefault(_label(model), {})[watcher] = None
         if not self._tasks:
+            self._has_channel = asyncio.Event()
             tasks = [self._receive(), self._poll()]
             if listener.can_listen(log_database()):
-                tasks.append(listener.listen(log_database(), self.feed.wake))
+                tasks.append(listener.listen(log_database(), self.feed.wake, self._hearing))
             self._tasks = tuple(asyncio.ensure_future(task) for task in tasks)
         async with self._membership:
             await self.feed.start()
@@ -176,6 +179,7 @@ class Hub:
         try:
             if self._channel is None:
                 self._channel = await self._layer.new_channel()
+                self._has_channel.set()
             await self._layer.group_add(GROUP, self._channel)
         except Exception as error:
             self._failed(error)
@@ -202,8 +206,18 @@ class Hub:
 
     async def _receive(self):
         while True:
-            if self._channel is None or self._layer is None:
-                await asyncio.sleep(conf.setting("CHANGE_POLL_SECONDS"))
+            if self._layer is None:
+                return
+            if self._channel is None:
+                # Not yet joined (the first subscription is joining now), or the layer refused:
+                # receive as soon as there is a channel, and try again at each poll.
+                self._has_channel.clear()
+                try:
+                    await asyncio.wait_for(
+                        self._has_channel.wait(), conf.setting("CHANGE_POLL_SECONDS")
+                    )
+                except TimeoutError:
+                    pass
                 continue
             try:
                 message = await self._layer.receive(self._channel)
@@ -212,7 +226,9 @@ class Hub:
                 await asyncio.sleep(conf.setting("CHANGE_POLL_SECONDS"))
                 continue
             self._answered()
-            if message.get("type") == WAKE_MESSAGE:
+            if message.get("type") == WAKE_MESSAGE and not self._notified:
+                # While the database notifies this process of every logged change, the
+                # layer's wake-up for the same commit would only read the log a second time.
                 self.feed.wake()
             elif message.get("type") == CHANGE_MESSAGE:
                 await self.handle([Change.from_message(message)])
@@ -229,6 +245,9 @@ class Hub:
                 logger.exception("rest_live could not read the change log")
             await self._rejoin()
             woken = await self.feed.wait(conf.setting("CHANGE_POLL_SECONDS"))
+
+    def _hearing(self, notified):
+        self._notified = notified
 
     def _stop(self):
         for task in self._tasks:

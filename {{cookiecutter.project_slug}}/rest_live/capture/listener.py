@@ -19,8 +19,9 @@ def can_listen(using):
     return connections[using].vendor == "postgresql" and conf.setting("NOTIFY")
 
 
-async def listen(using, wake):
+async def listen(using, wake, hearing):
     """Call `wake()` at each notification, forever; reconnect when the connection is lost.
+    `hearing(True)` once listening, `hearing(False)` when the connection is lost.
 
     While not listening the feed still polls the log, so nothing is lost, only later.
     """
@@ -35,12 +36,15 @@ async def listen(using, wake):
                 if lost:
                     logger.warning("rest_live hears the database's notifications again")
                 attempt, lost = 0, False
+                hearing(True)
                 wake()  # what committed while nobody listened
                 async for _notification in conn.notifies():
                     wake()
         except asyncio.CancelledError:
+            hearing(False)
             raise
         except Exception as error:
+            hearing(False)
             if not lost:
                 logger.warning(
                     "rest_live cannot listen for the database's notifications (%s: %s); "
