@@ -23,7 +23,7 @@ from channels.db import database_sync_to_async
 from django.db import DatabaseError
 from django.utils import timezone
 
-from rest_live import conf
+from rest_live import conf, live_queries
 from rest_live.changes import Change
 from rest_live.models import Change as LoggedChange
 
@@ -86,7 +86,7 @@ class ChangeFeed:
             for change_id, since in self._gaps.items()
             if not woken or now - since < _YOUNG_GAP_SECONDS
         ]
-        rows = await database_sync_to_async(_read)(self._newest, gaps)
+        rows = await live_queries.run(_read, self._newest, gaps)
         fresh = []
         for row in rows:
             change_id = row[0]

@@ -19,11 +19,10 @@ import time
 import weakref
 from typing import Protocol
 
-from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.db import DatabaseError
 
-from rest_live import conf, metrics
+from rest_live import conf, live_queries, metrics
 from rest_live.broadcasting import GROUP
 from rest_live.capture import dependencies, listener, registry
 from rest_live.capture.install import log_database
@@ -124,7 +123,7 @@ class Hub:
         if not related:
             return targets
         try:
-            found = await database_sync_to_async(_affected)(related, change)
+            found = await live_queries.run(_affected, related, change)
         except Exception as error:
             logger.error(
                 "rest_live could not find the rows that show change %s to %s (%s: %s); "

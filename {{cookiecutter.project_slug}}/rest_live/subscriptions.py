@@ -13,13 +13,10 @@ import logging
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, replace
-from functools import partial
 
-from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
-from django.db import DatabaseError
 
-from rest_live import metrics
+from rest_live import live_queries, metrics
 
 activity = logging.getLogger("rest_live.activity")
 
@@ -28,9 +25,6 @@ activity = logging.getLogger("rest_live.activity")
 _KEPT_OUTCOMES = 256
 
 _by_loop = weakref.WeakKeyDictionary()  # event loop -> {key: LiveSubscription}
-
-# The thread `database_sync_to_async` runs in, where this process's live queries all run.
-_in_database_thread = partial(sync_to_async, thread_sensitive=True)
 
 
 @dataclass(frozen=True)
@@ -111,16 +105,8 @@ class LiveSubscription:
             return self._clock, events
 
     async def _changes(self, pks):
-        try:
-            # On the connection the database thread holds, not through `database_sync_to_async`:
-            # its check of the connection before each call (a round trip to the pool, and one to
-            # the server with health checks on) would cost more than the evaluation's own query.
-            return await _in_database_thread(self.subscriber.changes)(self._visible, pks)
-        except DatabaseError:
-            # The connection may be one the database dropped (a restart): this call closes it
-            # first and runs on a fresh one. `changes` left the record untouched, so evaluating
-            # again is safe.
-            return await database_sync_to_async(self.subscriber.changes)(self._visible, pks)
+        # `changes` leaves the record untouched when it raises, so running it again is safe.
+        return await live_queries.run(self.subscriber.changes, self._visible, pks)
 
     def _log_outcome(self, change_id, events):
         about = f"change {change_id}, {self.subscriber.describe()}"
