@@ -18,15 +18,18 @@ DEMO_ADDR ?= 127.0.0.1:8000
 test: $(VENV_STAMP)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
-# The benchmarks (about 20 to 35 minutes on 2 cores): tables, and benchmarks/results/*.json and *.png.
-# Fan-out (BENCH_ARGS go to it), then what the live layer adds to a write (Django alone, the
-# capture triggers, as shipped), then the capture latency (a write's commit to its frame, per
-# write path, on PostgreSQL and SQLite), then sustained throughput (the highest write rate 200
-# subscribers keep up with, live and floor), then capacity (memory per socket, churn, slow sockets
-# beside fast ones; its figure shows throughput's too), on Daphne and Uvicorn.
+# The benchmarks (about 30 to 45 minutes on 2 cores): tables, and benchmarks/results/*.json and *.png.
+# Fan-out (BENCH_ARGS go to it), then distinct subscriptions (a write's server CPU, queries and
+# latency as N sockets each hold a subscription of their own: searches, tokens, per-user views),
+# then what the live layer adds to a write (Django alone, the capture triggers, as shipped), then
+# the capture latency (a write's commit to its frame, per write path, on PostgreSQL and SQLite),
+# then sustained throughput (the highest write rate 200 subscribers keep up with, live and floor),
+# then capacity (memory per socket, churn, slow sockets beside fast ones; its figure shows
+# throughput's too), on Daphne and Uvicorn.
 bench: $(VENV_STAMP)
 	$(VENV)/bin/python -m pip install --disable-pip-version-check --quiet -r benchmarks/requirements.txt
 	$(VENV)/bin/python benchmarks/fanout.py $(BENCH_ARGS)
+	$(VENV)/bin/python benchmarks/distinct.py
 	$(VENV)/bin/python benchmarks/write_cost.py
 	$(VENV)/bin/python benchmarks/capture_latency.py
 	$(VENV)/bin/python benchmarks/throughput.py --no-plot

@@ -4,7 +4,8 @@ Each timed write in the fan-out benchmark waits until every subscriber holds it,
 finishes has delivered every write to every socket, live and floor alike. The throughput
 benchmark reports, per run, whether every socket got one frame per write and the last write. The
 write cost benchmark counts, per way of writing, the change log rows and wake-ups each write made;
-the capture latency benchmark, the writes whose frames never came.
+the capture latency benchmark, the writes whose frames never came. The distinct-subscription
+benchmark checks every socket's frames against the writes it can see.
 """
 
 from __future__ import annotations
@@ -48,6 +49,33 @@ def test_the_fanout_benchmark_delivers_every_write(tmp_path, baked_venv):
     }, result.stdout
     for row in rows:
         assert len(row["live"]) == len(row["floor"]) == 3
+
+
+def test_the_distinct_benchmark_delivers_each_write_to_the_sockets_that_see_it(
+    tmp_path, baked_venv
+):
+    require_services()
+    out = tmp_path / "results"
+    result = baking.run_command(
+        [sys.executable, "benchmarks/distinct.py", "--clients", "1", "20", "--writes", "3",
+         "--server", "daphne", "--out", str(out), "--no-plot", "--venv", str(baked_venv)],
+        cwd=TEMPLATE_DIR, env=baking.clean_env(), timeout=540,
+    )  # fmt: skip
+    report = json.loads((out / "distinct.json").read_text())
+    rows = report["results"]
+    assert {(row["server"], row["shape"], row["n"]) for row in rows} == {
+        ("daphne", shape, n) for shape in ("search", "tokens", "owner") for n in (1, 20)
+    }, result.stdout
+    for row in rows:
+        # Each write reached every socket that can see it (one, or all for `tokens`), once,
+        # and no frame reached a socket that cannot see it.
+        assert len(row["latencies"]) == 3 and None not in row["latencies"], (row, result.stdout)
+        assert row["lost_writes"] == row["missing_frames"] == row["wrong_frames"] == 0, row
+        assert row["closed_sockets"] == row["unanswered_barriers"] == 0, row
+        for key in ("queries_per_write", "cpu_ms_per_write"):
+            assert isinstance(row[key], (int, float)) and row[key] >= 0, (key, row)
+        assert row["queries_per_write"] > 0, row  # the server's statements were counted
+    assert report["server_log_problems"] == {"daphne": []}, report
 
 
 def test_the_throughput_benchmark_reports_delivery(tmp_path, baked_venv):
