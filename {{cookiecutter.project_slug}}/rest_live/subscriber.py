@@ -3,6 +3,9 @@
 Everything here is synchronous ORM and DRF work; subscriptions.py runs it in a database thread.
 """
 
+import random
+import time
+from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from importlib import import_module
 from urllib.parse import urlencode
@@ -16,9 +19,34 @@ from rest_framework import exceptions
 from rest_framework.renderers import JSONRenderer
 from rest_framework.viewsets import ViewSetMixin
 
+from rest_live import conf
+from rest_live.multiplex import Visibility
 from rest_live.protocol import CREATED, DELETED, UPDATED, deleted_instance
 
 _REFUSALS = (exceptions.PermissionDenied, exceptions.NotAuthenticated, Http404)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    view: object
+    queryset: object  # None when the view's permissions refuse the subscriber
+    visibility: Visibility | None  # the queryset for multiplex.py, if it can take it
+    refusal: str | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a change means to one subscription: its broadcasts, and how its record of what it
+    sees changes (applied by the caller once every subscription's outcome is known)."""
+
+    events: list  # [(action, pk, rendered instance)]
+    entered: dict  # {pk: lookup value} now visible
+    left: tuple  # pks no longer visible
+
+    def apply(self, visible):
+        visible.update(self.entered)
+        for pk in self.left:
+            del visible[pk]
 
 
 class Subscriber:
@@ -39,6 +67,8 @@ class Subscriber:
         self.refusal = None  # why the last evaluation's permissions refused them, if they did
         self._path = scope.get("path", "/")
         self._meta = _meta_from_scope(scope, subscribe.query_params)
+        self._prepared = None  # reused by views with `live_cache_queryset`, until:
+        self._prepared_until = 0.0
 
     def key(self):
         """Identical subscriptions share one evaluation; this is what makes them identical."""
@@ -69,6 +99,8 @@ class Subscriber:
         self.who = user.get_username() if user.is_authenticated else "anonymous"
         view.check_permissions(view.request)
         self._queryset(view)  # filter backends and the lookup refuse bad values here
+        if getattr(self.view_class, "live_cache_queryset", False):
+            self.prepare()  # now, rather than at the first change
 
     def visible_now(self):
         """{pk: lookup value} of every object this subscription can see now."""
@@ -105,35 +137,76 @@ class Subscriber:
         objects = [obj for obj in objects[:size] if obj.pk in visible]
         return self._render(view, objects, many=True), True, visible
 
-    def changes(self, visible, pks):
-        """[(action, pk, rendered instance)] for a change to `pks`; updates `visible` to match.
+    def prepare(self):
+        """What evaluating a change takes: the view, built as REST builds one for each request
+        (authenticated as the subscriber is now), its permissions checked, and its queryset.
 
-        `visible` changes only once every event is rendered: if anything raises, it is left as
-        it was, so the change can be evaluated again.
+        A view that sets `live_cache_queryset = True` declares that `get_queryset` and its filters
+        read nothing but the request; its subscriptions then reuse all this for up to
+        `REST_LIVE_VIEW_REUSE_SECONDS` (rebuilt at a spread of times, not all at once).
         """
-        view = self._view()
-        pks = list(dict.fromkeys(self.model._meta.pk.to_python(pk) for pk in pks))
-        found = {}
+        now = time.monotonic()
+        if self._prepared is not None and now < self._prepared_until:
+            return self._prepared
         self.refusal = None
-        if self._permitted(view):
-            for obj in _unordered(self._queryset(view)).filter(pk__in=pks):
+        view = self._view()
+        queryset = self._queryset(view) if self._permitted(view) else None
+        visibility = None if queryset is None else Visibility.of(_unordered(queryset))
+        prepared = _Prepared(view, queryset, visibility, self.refusal)
+        if getattr(self.view_class, "live_cache_queryset", False):
+            seconds = conf.setting("VIEW_REUSE_SECONDS")
+            self._prepared = prepared
+            self._prepared_until = now + seconds * random.uniform(0.5, 1.0)
+        return prepared
+
+    def changes(self, visible, pks, prepared=None, seen=None, shared=None):
+        """What a change to `pks` means to this subscriber: [(action, pk, rendered instance)],
+        and the record `visible` as it is after them (`Outcome`). `visible` is not touched.
+
+        `seen`, when given, holds the pks that the queryset returns now (multiplex.py asked it
+        for many subscriptions at once); only those are read, to be rendered. `shared` holds
+        what other subscriptions of the same rendering (`render_key`) rendered for this change.
+        """
+        pks = keys(self.model, pks)
+        prepared = prepared or self.prepare()
+        self.refusal = prepared.refusal
+        view, found = prepared.view, {}
+        if seen is None:
+            wanted, shared = pks, None  # what others rendered may not be what this one sees
+        else:
+            wanted = [pk for pk in pks if pk in seen]
+        if shared is not None:
+            wanted = [pk for pk in wanted if pk not in shared]
+        if prepared.queryset is not None and wanted:
+            for obj in _unordered(prepared.queryset).filter(pk__in=wanted):
                 if self.action == "list" or self._object_permitted(view, obj):
                     found[obj.pk] = obj
         events, entered, left = [], {}, []
         for pk in pks:
             obj = found.get(pk)
             if obj is not None:
-                action = UPDATED if pk in visible else CREATED
-                entered[pk] = self._lookup_value(obj)
-                events.append((action, pk, self._render(view, obj)))
-            elif pk in visible:
-                gone = deleted_instance(pk, self.lookup_field, visible[pk])
-                left.append(pk)
-                events.append((DELETED, pk, self._render_data(view, gone)))
-        visible.update(entered)
-        for pk in left:
-            del visible[pk]
-        return events
+                value, text = self._lookup_value(obj), self._render(view, obj)
+                if shared is not None:
+                    shared[pk] = (value, text)
+            elif shared is not None and pk in shared and pk in seen:
+                value, text = shared[pk]
+            else:
+                if pk in visible:
+                    gone = deleted_instance(pk, self.lookup_field, visible[pk])
+                    left.append(pk)
+                    events.append((DELETED, pk, self._render_data(view, gone)))
+                continue
+            entered[pk] = value
+            events.append((UPDATED if pk in visible else CREATED, pk, text))
+        return Outcome(events, entered, tuple(left))
+
+    def render_key(self):
+        """Subscriptions with the same key may share renderings: those of a view that sets
+        `live_render_once = True`, declaring that its serializer shows every user the same, with
+        the same action and query parameters. None: this subscription renders its own."""
+        if not getattr(self.view_class, "live_render_once", False) or self.action != "list":
+            return None
+        return (self.view_class, self.query_params, self._meta.get("HTTP_HOST"))
 
     def _view(self, django_user=None):
         """The view, as over REST: its authentication classes run on a request made as
@@ -243,6 +316,11 @@ class Subscriber:
             renderer, media_type = JSONRenderer(), "application/json"
         context = {"request": view.request, "view": view}
         return renderer.render(data, media_type, context).decode()
+
+
+def keys(model, pks):
+    """`pks` as the model's primary key values, each once."""
+    return list(dict.fromkeys(model._meta.pk.to_python(pk) for pk in pks))
 
 
 def _credential(user, auth, session):

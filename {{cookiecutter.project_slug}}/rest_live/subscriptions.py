@@ -1,11 +1,14 @@
-"""Identical subscriptions in one server process share one evaluation per change.
+"""Identical subscriptions in one server process share one evaluation per change, and distinct
+ones are evaluated together.
 
 A `LiveSubscription` stands for every socket subscribed with the same view, action, lookup,
-kwargs, query params and login (`Subscriber.key`). The first socket to receive a change evaluates
-it (one query, one serialization); every other socket awaits that same result. Evaluations of one
-subscription run one at a time, in the order the changes arrive, so its record of what is visible
-stays true. Snapshots take their turn in that same order, so a socket can tell which outcomes are
-older than its snapshot.
+kwargs, query params and login (`Subscriber.key`). A change is evaluated once for it; every socket
+that holds it awaits that same result. The distinct subscriptions a change concerns are evaluated
+in one batch: one query says which changed rows each one sees (multiplex.py), and only those
+that see a row, or saw it, read and render it, so a write costs little for subscriptions that
+cannot see it. Evaluations of one subscription run one at a time, in the order the changes
+arrive, so its record of what is visible stays true. Snapshots take their turn in that same
+order, so a socket can tell which outcomes are older than its snapshot.
 """
 
 import asyncio
@@ -13,10 +16,13 @@ import logging
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, replace
+from functools import partial
 
 from channels.db import database_sync_to_async
+from django.db import DatabaseError, connections, router
 
-from rest_live import live_queries, metrics
+from rest_live import live_queries, metrics, multiplex
+from rest_live.subscriber import keys
 
 activity = logging.getLogger("rest_live.activity")
 
@@ -42,24 +48,29 @@ class LiveSubscription:
         self.subscriber = subscriber
         self.holders = 0
         self._visible = visible  # {pk: lookup value}, loaded on start() or the first snapshot
-        self._lock = asyncio.Lock()
-        self._outcomes = OrderedDict()  # change id -> [task, holders yet to read it]
+        self._turn = None  # a future done when the last evaluation or snapshot queued is
+        self._outcomes = OrderedDict()  # change id -> [future of (clock, events), holders left]
         self._clock = 0  # evaluations so far, to order snapshots and outcomes
 
     async def start(self):
         """Record what is visible now; the first holder does it, later ones find it done."""
-        async with self._lock:
+
+        async def load():
             if self._visible is None:
                 self._visible = await database_sync_to_async(self.subscriber.visible_now)()
 
+        await self._in_turn(load)
+
     async def snapshot(self, subscriber, limit):
         """The state as `subscriber` sees it now, taken in turn with the change evaluations."""
-        async with self._lock:
-            take = database_sync_to_async(subscriber.snapshot)
-            instances, truncated, visible = await take(limit)
+
+        async def take():
+            instances, truncated, visible = await database_sync_to_async(subscriber.snapshot)(limit)
             if self._visible is None:
                 self._visible = visible
             return Snapshot(instances, truncated, visible, self._clock, visible == self._visible)
+
+        return await self._in_turn(take)
 
     async def changes(self, change_id, pks, after=0):
         """The broadcasts this change means for every holder, evaluated once.
@@ -75,38 +86,70 @@ class LiveSubscription:
         return events if clock > after else []
 
     def begin(self, change_id, pks):
-        """Start evaluating a change, unless it is already: [task, holders yet to read it]."""
+        """Start evaluating a change, unless it is already: [future, holders yet to read it].
+
+        A subscription with nothing queued joins the change's batch: every subscription that
+        begins the change in this turn of the event loop is evaluated with it, together (one
+        query for all, multiplex.py). One still busy (a snapshot, an earlier change) evaluates
+        the change on its own once done, so its evaluations stay in order.
+        """
         entry = self._outcomes.get(change_id)
         if entry is None:
-            # A task of its own, so a holder that disconnects mid-way cannot cancel it for the rest.
-            task = asyncio.ensure_future(self._evaluate(change_id, pks))
-            entry = self._outcomes[change_id] = [task, self.holders]
+            if self._turn is None or self._turn.done():
+                outcome = self._turn = _Batch.join(change_id, pks, self)
+            else:
+                # A task of its own, so a holder that disconnects cannot cancel it for the rest.
+                outcome = asyncio.ensure_future(
+                    self._in_turn(partial(self._evaluate_alone, change_id, pks))
+                )
+            entry = self._outcomes[change_id] = [outcome, self.holders]
             if len(self._outcomes) > _KEPT_OUTCOMES:
                 self._outcomes.popitem(last=False)
         return entry
 
-    async def _evaluate(self, change_id, pks):
-        async with self._lock:
-            try:
-                with metrics.EVALUATION_SECONDS.time():
-                    events = await self._changes(pks)
-            except Exception as error:
-                activity.debug(
-                    "change %s, %s: evaluation failed (%s: %s)",
-                    change_id,
-                    self.subscriber.describe(),
-                    type(error).__name__,
-                    error,
-                )
-                raise
-            self._clock += 1
-            if activity.isEnabledFor(logging.DEBUG):
-                self._log_outcome(change_id, events)
-            return self._clock, events
+    async def _in_turn(self, operation):
+        """`operation()`, once every evaluation and snapshot queued before it is done."""
+        previous = self._turn
+        done = self._turn = asyncio.get_running_loop().create_future()
+        try:
+            if previous is not None and not previous.done():
+                await asyncio.wait([previous])
+        except asyncio.CancelledError:
+            # What is queued after this must still wait for what is queued before it.
+            previous.add_done_callback(lambda _: done.done() or done.set_result(None))
+            raise
+        try:
+            return await operation()
+        finally:
+            if not done.done():
+                done.set_result(None)
 
-    async def _changes(self, pks):
-        # `changes` leaves the record untouched when it raises, so running it again is safe.
-        return await live_queries.run(self.subscriber.changes, self._visible, pks)
+    async def _evaluate_alone(self, change_id, pks):
+        with metrics.EVALUATION_SECONDS.time():
+            try:
+                # `changes` leaves the record untouched, so running it again is safe.
+                outcome = await live_queries.run(self.subscriber.changes, self._visible, pks)
+            except Exception as error:
+                self._log_failure(change_id, error)
+                raise
+        return self.finish(change_id, outcome)
+
+    def finish(self, change_id, outcome):
+        """Apply a change's `Outcome` to the record: (this evaluation's number, its events)."""
+        outcome.apply(self._visible)
+        self._clock += 1
+        if activity.isEnabledFor(logging.DEBUG):
+            self._log_outcome(change_id, outcome.events)
+        return self._clock, outcome.events
+
+    def _log_failure(self, change_id, error):
+        activity.debug(
+            "change %s, %s: evaluation failed (%s: %s)",
+            change_id,
+            self.subscriber.describe(),
+            type(error).__name__,
+            error,
+        )
 
     def _log_outcome(self, change_id, events):
         about = f"change {change_id}, {self.subscriber.describe()}"
@@ -116,6 +159,117 @@ class LiveSubscription:
             activity.debug("%s: refused by %s", about, self.subscriber.refusal)
         elif not events:
             activity.debug("%s: not visible before or after", about)
+
+
+class _Batch:
+    """The subscriptions that begin one change in one turn of the event loop (the hub begins it
+    for every socket before it awaits any), evaluated together in one call to the database
+    thread: one query says which changed rows each of them sees, and only those that see one,
+    or saw one, read and render it."""
+
+    _gathering = weakref.WeakKeyDictionary()  # event loop -> {change id: _Batch}
+
+    def __init__(self, change_id, pks):
+        self.change_id = change_id
+        self.pks = pks
+        self.members = []  # [(LiveSubscription, future of (clock, events))]
+
+    @classmethod
+    def join(cls, change_id, pks, live):
+        """A future of `live`'s (clock, events) for this change."""
+        loop = asyncio.get_running_loop()
+        gathering = cls._gathering.setdefault(loop, {})
+        batch = gathering.get(change_id)
+        if batch is None:
+            batch = gathering[change_id] = cls(change_id, pks)
+            asyncio.ensure_future(batch._run(gathering))  # runs once this turn is over
+        future = loop.create_future()
+        batch.members.append((live, future))
+        return future
+
+    async def _run(self, gathering):
+        if gathering.get(self.change_id) is self:
+            del gathering[self.change_id]
+        members = [(live.subscriber, live._visible) for live, _future in self.members]
+        try:
+            with metrics.EVALUATION_SECONDS.time():
+                outcomes = await live_queries.run(evaluate_together, members, self.pks)
+        except BaseException as error:
+            for live, future in self.members:
+                live._log_failure(self.change_id, error)
+                _settle(future, error=error)
+            if isinstance(error, asyncio.CancelledError):
+                raise
+            return
+        for (live, future), outcome in zip(self.members, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                live._log_failure(self.change_id, outcome)
+                _settle(future, error=outcome)
+            else:
+                _settle(future, live.finish(self.change_id, outcome))
+
+
+def _settle(future, result=None, error=None):
+    if future.done():
+        return
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)
+        future.exception()  # holders that left may never read it: not worth a warning
+
+
+def evaluate_together(members, pks):
+    """[an `Outcome`, or the exception its evaluation raised] for each (subscriber, record of
+    what it sees) in `members`, all subscribed to the changed model. Records are not touched.
+
+    Runs in the database thread. A subscription whose evaluation meets a `DatabaseError` (its
+    connection dropped, say) is evaluated once more on a fresh connection.
+    """
+    pks = keys(members[0][0].model, pks)
+    prepared = [_retried(subscriber, subscriber.prepare) for subscriber, _visible in members]
+    asking = [
+        i
+        for i, ready in enumerate(prepared)
+        if not isinstance(ready, Exception) and ready.visibility is not None
+    ]
+    seen = {}
+    if len(asking) > 1 and len(pks) <= multiplex.MAX_KEYS:
+        try:
+            found = multiplex.seen([prepared[i].visibility for i in asking], pks)
+        except DatabaseError as error:
+            # Each is then asked on its own, as if it were alone.
+            connections[prepared[asking[0]].visibility.using].close()
+            activity.debug("the subscriptions could not be asked together (%s)", error)
+        else:
+            seen = {asking[j]: rows for j, rows in found.items()}
+    shared = {}  # render key -> {pk: (lookup value, rendered)}, one rendering for all of them
+    outcomes = []
+    for i, (subscriber, visible) in enumerate(members):
+        ready = prepared[i]
+        if not isinstance(ready, Exception):
+            key = subscriber.render_key()
+            renderings = None if key is None else shared.setdefault(key, {})
+            ready = _retried(
+                subscriber, subscriber.changes, visible, pks, ready, seen.get(i), renderings
+            )
+        outcomes.append(ready)
+    return outcomes
+
+
+def _retried(subscriber, function, *args):
+    """`function(*args)`, once more on a fresh connection after a `DatabaseError`; the
+    exception it raised the last time, if it did."""
+    try:
+        return function(*args)
+    except DatabaseError:
+        connections[router.db_for_read(subscriber.model)].close()
+    except Exception as error:
+        return error
+    try:
+        return function(*args)
+    except Exception as error:
+        return error
 
 
 def acquire(subscriber):

@@ -15,6 +15,10 @@ class TodoViewSet(RealtimeMixin, viewsets.ModelViewSet):
     filter_backends = [filters.SearchFilter, filters.OrderingFilter]
     search_fields = ["title"]
     ordering_fields = ["created_at", "title", "done"]
+    # The queryset and its filters read only the request, and the serializer shows everyone the
+    # same: live subscriptions may reuse their compiled queryset and share renderings (mixins.py).
+    live_cache_queryset = True
+    live_render_once = True
 
     # One transaction for a todo and its tags, which DRF sets after saving the row: live
     # subscribers are sent what commits, so they get one frame that shows both.

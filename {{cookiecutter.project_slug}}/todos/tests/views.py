@@ -46,6 +46,12 @@ class MyTodoViewSet(RealtimeMixin, viewsets.ReadOnlyModelViewSet):
         return StaffTodoSerializer if self.request.user.is_staff else TodoSerializer
 
 
+class ReusedMyTodoViewSet(MyTodoViewSet):
+    """MyTodoViewSet, its subscriptions reusing their view and queryset."""
+
+    live_cache_queryset = True
+
+
 class StaffTodoViewSet(RealtimeMixin, viewsets.ReadOnlyModelViewSet):
     queryset = Todo.objects.all()
     serializer_class = TodoSerializer
@@ -138,6 +144,8 @@ class CamelCaseTodoViewSet(RealtimeMixin, viewsets.ReadOnlyModelViewSet):
 
 private_router = RealtimeRouter(public=False)
 private_router.register(MyTodoViewSet)
+reused_router = RealtimeRouter(public=False)
+reused_router.register(ReusedMyTodoViewSet)
 staff_router = RealtimeRouter()
 staff_router.register(StaffTodoViewSet)
 owned_router = RealtimeRouter()
@@ -157,6 +165,7 @@ active_owners_router.register(ActiveOwnersTodoViewSet)
 
 websocket_urlpatterns = [
     path("ws/private/", private_router.as_consumer().as_asgi()),
+    path("ws/private-reused/", reused_router.as_consumer().as_asgi()),
     path("ws/staff/", staff_router.as_consumer().as_asgi()),
     path("ws/owned/", owned_router.as_consumer().as_asgi()),
     path("ws/paged/", paged_router.as_consumer().as_asgi()),

@@ -1,0 +1,112 @@
+"""Which changed rows each of many subscriptions sees, in one query for all of them.
+
+Each subscription's queryset is compiled with its primary key compared to an outer row,
+`queryset.filter(pk=<the changed row>)`, into SQL and parameters. Subscriptions of one view
+usually compile to the same SQL, differing only in parameters (a search term, a user's id), so
+the subscriptions whose SQL is the same are asked together, as Hasura multiplexes live queries:
+their parameters become rows of a VALUES list, the changed keys another, and the query returns
+the (subscription, key) pairs for which the subscription's own WHERE holds:
+
+    WITH rest_live_subscription(i, p0) AS (VALUES (0, '%milk%'), (1, '%eggs%')),
+         rest_live_changed(pk) AS (VALUES (7))
+    SELECT i, pk FROM rest_live_subscription, rest_live_changed
+    WHERE EXISTS (SELECT ... FROM todos_todo WHERE title LIKE rest_live_subscription.p0
+                  AND todos_todo.id = (rest_live_changed.pk))
+
+Each pair is one lookup by primary key, so a thousand subscriptions and one changed row take a
+thousand index lookups in one round trip, not a thousand queries.
+"""
+
+import re
+from dataclasses import dataclass
+
+from django.db import connections
+from django.db.models.expressions import RawSQL
+
+_SUBSCRIPTIONS = "rest_live_subscription"
+_CHANGED = "rest_live_changed"
+_PLACEHOLDER = re.compile(r"%%|%s")
+# Keys above this are asked one subscription at a time: each pair is a lookup, and a bulk
+# change of many rows is as cheap that way.
+MAX_KEYS = 100
+_MAX_PAIRS = 20_000  # (subscription, key) pairs in one query
+
+
+@dataclass(frozen=True)
+class Visibility:
+    """A subscription's queryset as SQL, its primary key compared with the changed row's."""
+
+    using: str  # the database the queryset reads
+    sql: str
+    params: tuple
+
+    @classmethod
+    def of(cls, queryset):
+        """The compiled form of `queryset`, or None if it cannot be asked this way (a union,
+        a slice)."""
+        query = queryset.query
+        if query.is_sliced or query.combinator or query.distinct_fields:
+            return None
+        matching = queryset.order_by().filter(pk=RawSQL(f"{_CHANGED}.pk", ())).values("pk")
+        sql, params = matching.query.sql_with_params()
+        return cls(matching.db, sql, tuple(params))
+
+
+def seen(visibilities, pks):
+    """{index in `visibilities`: the set of `pks` that subscription's queryset returns}."""
+    found = {i: set() for i in range(len(visibilities))}
+    groups = {}
+    for i, visibility in enumerate(visibilities):
+        groups.setdefault((visibility.using, visibility.sql), []).append(i)
+    for (using, sql), members in groups.items():
+        connection = connections[using]
+        limit = connection.features.max_query_params or 65535
+        for chunk in _chunks(members, visibilities, len(pks), limit):
+            query, params = _query(sql, [visibilities[i].params for i in chunk], pks)
+            with connection.cursor() as cursor:
+                cursor.execute(query, params)
+                for index, pk in cursor.fetchall():
+                    found[chunk[index]].add(pk)
+    return found
+
+
+def _chunks(members, visibilities, keys, limit):
+    """`members` in runs whose query stays within the parameter limit and _MAX_PAIRS."""
+    per_member = 1 + len(visibilities[members[0]].params)
+    size = max(1, min((limit - keys - per_member) // per_member, _MAX_PAIRS // max(keys, 1)))
+    for start in range(0, len(members), size):
+        yield members[start : start + size]
+
+
+def _query(sql, params_of, pks):
+    """The query asking every subscription in `params_of` (their parameters, for one SQL) at
+    once: parameters that differ between them become columns of the VALUES list."""
+    first = params_of[0]
+    varying = [k for k in range(len(first)) if any(p[k] != first[k] for p in params_of)]
+    pieces = _PLACEHOLDER.split(sql)
+    marks = _PLACEHOLDER.findall(sql)
+    template, constant, k = [pieces[0]], [], 0
+    for mark, piece in zip(marks, pieces[1:], strict=True):
+        if mark == "%%":
+            template.append(mark)
+        else:
+            if k in varying:
+                template.append(f"{_SUBSCRIPTIONS}.p{k}")
+            else:
+                template.append("%s")
+                constant.append(first[k])
+            k += 1
+        template.append(piece)
+    columns = ", ".join(["i", *(f"p{k}" for k in varying)])
+    row = "(" + ", ".join(["%s"] * (1 + len(varying))) + ")"
+    values = []
+    for index, params in enumerate(params_of):
+        values.append(index)
+        values.extend(params[k] for k in varying)
+    query = (
+        f"WITH {_SUBSCRIPTIONS}({columns}) AS (VALUES {', '.join([row] * len(params_of))}), "
+        f"{_CHANGED}(pk) AS (VALUES {', '.join(['(%s)'] * len(pks))}) "
+        f"SELECT {_SUBSCRIPTIONS}.i, {_CHANGED}.pk FROM {_SUBSCRIPTIONS}, {_CHANGED} "
+        f"WHERE EXISTS ({''.join(template)})"
+    )
+    return query, [*values, *pks, *constant]

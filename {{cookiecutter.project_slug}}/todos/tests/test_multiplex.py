@@ -1,0 +1,187 @@
+"""Distinct subscriptions (each its own search, or its own user) are evaluated together: a
+write costs the same few queries however many of them there are, and each client still holds
+exactly what REST shows it."""
+
+import json
+
+from django.db import connection
+from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIRequestFactory, force_authenticate
+
+from tests.live import LiveTestCase
+from todos.models import Tag, Todo
+from todos.tests import views
+
+MODEL = "todos.Todo"
+
+
+class Client:
+    """A subscriber's state, built only from the frames it received: {id: instance}."""
+
+    def __init__(self, socket, sub, snapshot):
+        self.socket, self.sub = socket, sub
+        self.state = {instance["id"]: instance for instance in snapshot}
+
+    def apply(self, frame):
+        assert frame["type"] == "broadcast" and frame["id"] == self.sub, frame
+        instance = frame["instance"]
+        if frame["action"] == "DELETED":
+            del self.state[instance["id"]]
+        else:
+            self.state[instance["id"]] = instance
+
+
+class Converging(LiveTestCase):
+    async def open(self, user=None, path=None, **fields):
+        socket = await self.connect(user, path=path)
+        snapshot = await self.subscribe_with_snapshot(socket, MODEL, **fields)
+        return Client(socket, snapshot["id"], snapshot["instances"])
+
+    async def assertConverges(self, clients, shown):
+        """Every client reaches what REST shows it (`shown(client)`, awaited) from the frames it
+        gets, within the socket timeout, and gets nothing more."""
+        for client in clients:
+            expected = await shown(client)
+            while client.state != expected:
+                client.apply(await self.receive(client.socket))
+            await self.assertNothing(client.socket, timeout=0.05)
+
+
+class DistinctSearchTests(Converging):
+    """The example's TodoViewSet, each socket with a search of its own."""
+
+    async def rest(self, client):
+        response = await self.db(self.client.get, "/api/todos/", {"search": client.search})
+        return {todo["id"]: todo for todo in response.json()}
+
+    async def test_each_search_holds_what_rest_shows_it_through_every_kind_of_write(self):
+        searches = ["milk", "bread", "eggs", "mi", "oat milk", "e"]
+        clients = []
+        for search in searches:
+            client = await self.open(query_params={"search": [search]})
+            client.search = search
+            clients.append(client)
+        tag = await self.db(Tag.objects.create, name="shop")
+        milk = await self.db(Todo.objects.create, title="milk")
+        await self.assertConverges(clients, self.rest)
+        await self.db(Todo.objects.create, title="oat milk")
+        await self.assertConverges(clients, self.rest)
+        milk.title = "bread"  # leaves two searches, enters another
+        await self.db(milk.save)
+        await self.assertConverges(clients, self.rest)
+        await self.db(milk.tags.add, tag)
+        await self.assertConverges(clients, self.rest)
+        await self.db(Todo.objects.filter(title__contains="milk").update, title="eggs")
+        await self.assertConverges(clients, self.rest)
+        await self.db(Todo.objects.bulk_create, [Todo(title="milk"), Todo(title="bread")])
+        await self.assertConverges(clients, self.rest)
+        await self.db(Todo.objects.filter(title="bread").delete)
+        await self.assertConverges(clients, self.rest)
+
+    async def test_a_write_costs_the_same_queries_for_40_distinct_searches_as_for_2(self):
+        two = await self.queries_for_a_write_one_sees(2)
+        forty = await self.queries_for_a_write_one_sees(40)
+        self.assertEqual(two, forty)
+        # The write, the change log, which searches see it (one query for all), then the todo
+        # and its tags, read for the one that does.
+        self.assertEqual(forty, 5)
+
+    async def queries_for_a_write_one_sees(self, count):
+        sockets = [await self.connect() for _ in range(count)]
+        for number, socket in enumerate(sockets):
+            await self.subscribe(socket, MODEL, query_params={"search": [f"item-{number}-"]})
+        captured = CaptureQueriesContext(connection)
+        await self.db(captured.__enter__)
+        await self.db(Todo.objects.create, title=f"item-{count - 1}-")
+        await self.assertBroadcast(sockets[-1], "CREATED", {"title": f"item-{count - 1}-"})
+        await self.db(captured.__exit__, None, None, None)
+        for socket in sockets[:-1]:
+            await self.assertNothing(socket, timeout=0.01)
+        for socket in sockets:
+            await socket.disconnect()
+        # `connection` is each thread's own: count in the thread that ran the queries.
+        return await self.db(len, captured)
+
+    async def test_signed_in_users_on_one_list_share_one_rendering(self):
+        # Each signed-in socket is a distinct subscription (its login is part of it); the view
+        # declares `live_render_once`, so the todo is read and rendered once for all of them.
+        users = [await self.create_user(f"user{number}") for number in range(12)]
+        few = await self.queries_for_a_write_all_see(users[:2])
+        many = await self.queries_for_a_write_all_see(users[2:])
+        self.assertEqual(few, many)
+
+    async def queries_for_a_write_all_see(self, users):
+        sockets = [await self.connect(user) for user in users]
+        for socket in sockets:
+            await self.subscribe(socket, MODEL)
+        captured = CaptureQueriesContext(connection)
+        await self.db(captured.__enter__)
+        todo = await self.db(Todo.objects.create, title="for everyone")
+        for socket in sockets:
+            await self.assertBroadcast(socket, "CREATED", {"id": todo.pk, "tags": []})
+        await self.db(captured.__exit__, None, None, None)
+        for socket in sockets:
+            await socket.disconnect()
+        return await self.db(len, captured)
+
+
+class PerUserTests(Converging):
+    """A view whose get_queryset filters by request.user, and whose serializer depends on it:
+    each user's subscription is asked with the others, and sees only their own todos."""
+
+    application = views.application
+
+    async def rest(self, client):
+        def get():
+            request = APIRequestFactory().get("/")
+            force_authenticate(request, client.user)
+            response = views.MyTodoViewSet.as_view({"get": "list"})(request)
+            return json.loads(response.render().content)
+
+        return {todo["id"]: todo for todo in await self.db(get)}
+
+    async def test_each_user_holds_their_own_todos_and_nobody_elses(self):
+        users = [await self.create_user(f"user{number}") for number in range(5)]
+        users.append(await self.create_user("boss", is_staff=True))  # sees owner_email too
+        clients = []
+        for user in users:
+            client = await self.open(user, path="/ws/private/")
+            client.user = user
+            clients.append(client)
+        first, second, boss = users[0], users[1], users[-1]
+        todo = await self.db(Todo.objects.create, title="mine", owner=first)
+        await self.assertConverges(clients, self.rest)
+        await self.db(Todo.objects.create, title="the boss's", owner=boss)
+        await self.assertConverges(clients, self.rest)
+        todo.owner = second  # leaves one user's list, enters another's
+        await self.db(todo.save)
+        await self.assertConverges(clients, self.rest)
+        await self.db(Todo.objects.bulk_create, [Todo(title=u.username, owner=u) for u in users])
+        await self.assertConverges(clients, self.rest)
+        await self.db(Todo.objects.filter(owner=second).update, owner=boss)
+        await self.assertConverges(clients, self.rest)
+        await self.db(Todo.objects.filter(owner=boss).delete)
+        await self.assertConverges(clients, self.rest)
+
+
+class ReusedViewTests(Converging):
+    """A view with `live_cache_queryset` reads its subscriber's user again once the reuse is
+    over (REST_LIVE_VIEW_REUSE_SECONDS): a deactivated user then loses their private todos."""
+
+    application = views.application
+
+    @override_settings(REST_LIVE_VIEW_REUSE_SECONDS=0.001)
+    async def test_a_deactivated_user_loses_access_once_the_reuse_is_over(self):
+        alice = await self.create_user("alice")
+        socket = await self.connect(alice, path="/ws/private-reused/")
+        sub = await self.subscribe(socket, MODEL)
+        todo = await self.db(Todo.objects.create, title="private", owner=alice)
+        await self.assertBroadcast(socket, "CREATED", {"id": todo.pk}, id=sub)
+        alice.is_active = False
+        await self.db(alice.save)
+        todo.title = "still private"
+        await self.db(todo.save)
+        # Her view is built again, as nobody: she is refused, and her todo leaves her list.
+        await self.assertBroadcast(socket, "DELETED", {"id": todo.pk}, id=sub)
+        await self.assertNothing(socket)
