@@ -20,6 +20,7 @@ thousand index lookups in one round trip, not a thousand queries.
 import re
 from dataclasses import dataclass
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connections
 from django.db.models.expressions import RawSQL
 
@@ -37,7 +38,7 @@ class Visibility:
     """A subscription's queryset as SQL, its primary key compared with the changed row's."""
 
     using: str  # the database the queryset reads
-    sql: str
+    sql: str | None  # None: the queryset is empty whatever changes (`.none()`)
     params: tuple
 
     @classmethod
@@ -48,7 +49,10 @@ class Visibility:
         if query.is_sliced or query.combinator or query.distinct_fields:
             return None
         matching = queryset.order_by().filter(pk=RawSQL(f"{_CHANGED}.pk", ())).values("pk")
-        sql, params = matching.query.sql_with_params()
+        try:
+            sql, params = matching.query.sql_with_params()
+        except EmptyResultSet:
+            return cls(matching.db, None, ())
         return cls(matching.db, sql, tuple(params))
 
 
@@ -57,7 +61,8 @@ def seen(visibilities, pks):
     found = {i: set() for i in range(len(visibilities))}
     groups = {}
     for i, visibility in enumerate(visibilities):
-        groups.setdefault((visibility.using, visibility.sql), []).append(i)
+        if visibility.sql is not None:
+            groups.setdefault((visibility.using, visibility.sql), []).append(i)
     for (using, sql), members in groups.items():
         connection = connections[using]
         limit = connection.features.max_query_params or 65535

@@ -5,15 +5,32 @@ exactly what REST shows it."""
 import json
 
 from django.db import connection
-from django.test import override_settings
+from django.test import TestCase, override_settings
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIRequestFactory, force_authenticate
 
+from rest_live import multiplex
 from tests.live import LiveTestCase
 from todos.models import Tag, Todo
 from todos.tests import views
 
 MODEL = "todos.Todo"
+
+
+class SeenTests(TestCase):
+    def test_each_queryset_answers_for_itself_in_one_query_per_sql(self):
+        milk, bread = Todo.objects.create(title="milk"), Todo.objects.create(title="bread")
+        querysets = [
+            Todo.objects.filter(title__contains="mi"),
+            Todo.objects.filter(title__contains="re"),  # the same SQL, another parameter
+            Todo.objects.filter(title="bread"),
+            Todo.objects.filter(done=True),
+            Todo.objects.none(),
+        ]
+        visibilities = [multiplex.Visibility.of(queryset) for queryset in querysets]
+        with self.assertNumQueries(3):  # `.none()` asks nothing
+            seen = multiplex.seen(visibilities, [milk.pk, bread.pk])
+        self.assertEqual(seen, {0: {milk.pk}, 1: {bread.pk}, 2: {bread.pk}, 3: set(), 4: set()})
 
 
 class Client:
