@@ -169,7 +169,8 @@ class _Batch:
 
     _gathering = weakref.WeakKeyDictionary()  # event loop -> {change id: _Batch}
 
-    def __init__(self, change_id, pks):
+    def __init__(self, key, change_id, pks):
+        self.key = key
         self.change_id = change_id
         self.pks = pks
         self.members = []  # [(LiveSubscription, future of (clock, events))]
@@ -179,17 +180,20 @@ class _Batch:
         """A future of `live`'s (clock, events) for this change."""
         loop = asyncio.get_running_loop()
         gathering = cls._gathering.setdefault(loop, {})
-        batch = gathering.get(change_id)
+        # A change to a related row is handed out under that row's change id: the model and
+        # the rows tell it from the change it came from.
+        key = (change_id, live.subscriber.model._meta.label, tuple(pks))
+        batch = gathering.get(key)
         if batch is None:
-            batch = gathering[change_id] = cls(change_id, pks)
+            batch = gathering[key] = cls(key, change_id, pks)
             asyncio.ensure_future(batch._run(gathering))  # runs once this turn is over
         future = loop.create_future()
         batch.members.append((live, future))
         return future
 
     async def _run(self, gathering):
-        if gathering.get(self.change_id) is self:
-            del gathering[self.change_id]
+        if gathering.get(self.key) is self:
+            del gathering[self.key]
         members = [(live.subscriber, live._visible) for live, _future in self.members]
         try:
             with metrics.EVALUATION_SECONDS.time():

@@ -182,6 +182,29 @@ class PerUserTests(Converging):
         await self.assertConverges(clients, self.rest)
 
 
+class RelatedChangeTests(LiveTestCase):
+    application = views.application
+
+    async def test_a_tag_rename_reaches_the_tags_and_the_todos_that_show_it(self):
+        # The todos hear the rename under the tag's change id: evaluated apart from the tags.
+        tag = await self.db(Tag.objects.create, name="home")
+        todo = await self.db(Todo.objects.create, title="sweep")
+        await self.db(todo.tags.add, tag)
+        socket = await self.connect(path="/ws/tags-and-todos/")
+        tags = await self.subscribe(socket, "todos.Tag")
+        todos = await self.subscribe(socket, MODEL)
+        tag.name = "house"
+        await self.db(tag.save)
+        received = {}
+        for _ in range(2):
+            frame = await self.receive(socket)
+            received[frame["id"]] = (frame["action"], frame["instance"])
+        self.assertEqual(received[tags], ("UPDATED", {"id": tag.pk, "name": "house"}))
+        self.assertEqual(received[todos][0], "UPDATED")
+        self.assertEqual(received[todos][1]["tags"], ["house"])
+        await self.assertNothing(socket)
+
+
 class ReusedViewTests(Converging):
     """A view with `live_cache_queryset` reads its subscriber's user again once the reuse is
     over (REST_LIVE_VIEW_REUSE_SECONDS): a deactivated user then loses their private todos."""

@@ -20,7 +20,7 @@ from rest_framework import (
 
 from rest_live.mixins import RealtimeMixin
 from rest_live.routers import RealtimeRouter
-from todos.models import Todo
+from todos.models import Tag, Todo
 from todos.serializers import TodoSerializer
 
 
@@ -44,6 +44,17 @@ class MyTodoViewSet(RealtimeMixin, viewsets.ReadOnlyModelViewSet):
 
     def get_serializer_class(self):
         return StaffTodoSerializer if self.request.user.is_staff else TodoSerializer
+
+
+class TagSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Tag
+        fields = ["id", "name"]
+
+
+class TagViewSet(RealtimeMixin, viewsets.ReadOnlyModelViewSet):
+    queryset = Tag.objects.all()
+    serializer_class = TagSerializer
 
 
 class ReusedMyTodoViewSet(MyTodoViewSet):
@@ -144,6 +155,9 @@ class CamelCaseTodoViewSet(RealtimeMixin, viewsets.ReadOnlyModelViewSet):
 
 private_router = RealtimeRouter(public=False)
 private_router.register(MyTodoViewSet)
+both_router = RealtimeRouter()  # tags and the todos that show them, on one socket
+both_router.register(TagViewSet)
+both_router.register(ListedTodoView)
 reused_router = RealtimeRouter(public=False)
 reused_router.register(ReusedMyTodoViewSet)
 staff_router = RealtimeRouter()
@@ -165,6 +179,7 @@ active_owners_router.register(ActiveOwnersTodoViewSet)
 
 websocket_urlpatterns = [
     path("ws/private/", private_router.as_consumer().as_asgi()),
+    path("ws/tags-and-todos/", both_router.as_consumer().as_asgi()),
     path("ws/private-reused/", reused_router.as_consumer().as_asgi()),
     path("ws/staff/", staff_router.as_consumer().as_asgi()),
     path("ws/owned/", owned_router.as_consumer().as_asgi()),
