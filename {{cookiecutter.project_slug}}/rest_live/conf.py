@@ -13,13 +13,12 @@
 | REST_LIVE_MAX_CONNECTIONS | 5000 | sockets one server process holds; more are closed with 4013 |
 | REST_LIVE_MAX_CONNECTIONS_PER_USER | None | sockets one signed-in user holds in one process |
 | REST_LIVE_NOTIFY | True | PostgreSQL: captured writes send NOTIFY, and servers read them at once |
-| REST_LIVE_VIEW_REUSE_SECONDS | 60 | how long subscriptions reuse a `live_cache_queryset` view |
 
-Each is a whole number of at least 1, but the rate, the poll interval and the reuse, numbers
-above 0, and NOTIFY, True or False; the two rate settings and the connection limits may also be
-None, for no limit. NOTIFY takes a lock at commit that every notifying transaction waits for:
-measured with 8 writers of one-row updates, 4,600-6,700 commits/s with it, 8,700-8,900 without.
-Turned off (then run `migrate`), a write that Django did not make waits for the poll.
+Each is a whole number of at least 1, but the rate and the poll interval, numbers above 0, and
+NOTIFY, True or False; the two rate settings and the connection limits may also be None, for no
+limit. NOTIFY takes a lock at commit that every notifying transaction waits for: measured with 8
+writers of one-row updates, 4,600-6,700 commits/s with it, 8,700-8,900 without. Turned off (then
+run `migrate`), a write that Django did not make waits for the poll.
 
 Keep the burst at least MAX_SUBSCRIPTIONS: a client that reconnects (rest-live.js) subscribes
 again to everything at once.
@@ -39,7 +38,6 @@ DEFAULTS = {
     "MAX_CONNECTIONS": 5000,
     "MAX_CONNECTIONS_PER_USER": None,
     "NOTIFY": True,
-    "VIEW_REUSE_SECONDS": 60.0,
 }
 # None turns these limits off.
 OPTIONAL = {
@@ -48,7 +46,7 @@ OPTIONAL = {
     "MAX_CONNECTIONS",
     "MAX_CONNECTIONS_PER_USER",
 }
-FRACTIONAL = {"MESSAGES_PER_SECOND", "CHANGE_POLL_SECONDS", "VIEW_REUSE_SECONDS"}
+FRACTIONAL = {"MESSAGES_PER_SECOND", "CHANGE_POLL_SECONDS"}
 BOOLEAN = {"NOTIFY"}
 
 

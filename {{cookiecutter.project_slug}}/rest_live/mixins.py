@@ -13,13 +13,12 @@ class RealtimeMixin:
 
     model = None
 
-    # True declares that get_queryset and the filter backends read nothing but the request (its
-    # user, query parameters and URL kwargs): no clock, no other rows read in Python. Each
-    # subscription then builds its view and compiles its queryset once, and reuses them for up to
-    # REST_LIVE_VIEW_REUSE_SECONDS, so that its user, permissions and get_queryset are read again
-    # at most that often rather than at every change. Without it, a write costs each distinct
-    # subscription of the view a view built and a queryset compiled (no query: the
-    # subscriptions are asked together).
+    # True declares that the permission classes, get_queryset and the filter backends read
+    # nothing but the request (its user, query parameters and URL kwargs): no clock, no other rows
+    # read in Python. Each subscription then builds its view and compiles its queryset once, and
+    # reuses them for as long as its login stays as it was (identity.py checks that at every
+    # change, for all subscribers at once). Without it, a write costs each distinct subscription
+    # of the view a view built and a queryset compiled (no query: they are asked together).
     live_cache_queryset = False
     # True declares that the serializer shows every user the same (it does not read
     # request.user): a changed object is then read and rendered once for every list subscription

@@ -3,8 +3,6 @@
 Everything here is synchronous ORM and DRF work; subscriptions.py runs it in a database thread.
 """
 
-import random
-import time
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from importlib import import_module
@@ -17,9 +15,10 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.http import Http404, HttpRequest, QueryDict
 from rest_framework import exceptions
 from rest_framework.renderers import JSONRenderer
+from rest_framework.request import ForcedAuthentication
 from rest_framework.viewsets import ViewSetMixin
 
-from rest_live import conf
+from rest_live import identity
 from rest_live.multiplex import Visibility
 from rest_live.protocol import CREATED, DELETED, UPDATED, deleted_instance
 
@@ -67,8 +66,8 @@ class Subscriber:
         self.refusal = None  # why the last evaluation's permissions refused them, if they did
         self._path = scope.get("path", "/")
         self._meta = _meta_from_scope(scope, subscribe.query_params)
-        self._prepared = None  # reused by views with `live_cache_queryset`, until:
-        self._prepared_until = 0.0
+        self.proof = None  # who the view last found them to be (identity.py)
+        self._prepared = None  # reused by views with `live_cache_queryset`
 
     def key(self):
         """Identical subscriptions share one evaluation; this is what makes them identical."""
@@ -96,6 +95,7 @@ class Subscriber:
         view = self._view(self._scope_user)
         user = view.request.user
         self._credential = _credential(user, view.request.auth, self._session)
+        self.proof = identity.prove(self._credential, user, view.request.auth)
         self.who = user.get_username() if user.is_authenticated else "anonymous"
         view.check_permissions(view.request)
         self._queryset(view)  # filter backends and the lookup refuse bad values here
@@ -137,26 +137,25 @@ class Subscriber:
         objects = [obj for obj in objects[:size] if obj.pk in visible]
         return self._render(view, objects, many=True), True, visible
 
-    def prepare(self):
-        """What evaluating a change takes: the view, built as REST builds one for each request
-        (authenticated as the subscriber is now), its permissions checked, and its queryset.
+    def prepare(self, user=None):
+        """What evaluating a change takes: the view, built as REST builds one for each request,
+        its permissions checked, and its queryset.
 
-        A view that sets `live_cache_queryset = True` declares that `get_queryset` and its filters
-        read nothing but the request; its subscriptions then reuse all this for up to
-        `REST_LIVE_VIEW_REUSE_SECONDS` (rebuilt at a spread of times, not all at once).
+        `user` is the subscriber as `identity.check` found them, their login still as it was;
+        None if it could not vouch for them, and then the view authenticates them in full. A view
+        that sets `live_cache_queryset = True` declares that its permissions, `get_queryset` and
+        filters read nothing but the request: its subscriptions reuse all this for as long as
+        their login stays as it was.
         """
-        now = time.monotonic()
-        if self._prepared is not None and now < self._prepared_until:
+        if user is not None and self._prepared is not None:
             return self._prepared
         self.refusal = None
-        view = self._view()
+        view = self._view(forced=user)
         queryset = self._queryset(view) if self._permitted(view) else None
         visibility = None if queryset is None else Visibility.of(_unordered(queryset))
         prepared = _Prepared(view, queryset, visibility, self.refusal)
         if getattr(self.view_class, "live_cache_queryset", False):
-            seconds = conf.setting("VIEW_REUSE_SECONDS")
             self._prepared = prepared
-            self._prepared_until = now + seconds * random.uniform(0.5, 1.0)
         return prepared
 
     def changes(self, visible, pks, prepared=None, seen=None, shared=None):
@@ -168,7 +167,7 @@ class Subscriber:
         what other subscriptions of the same rendering (`render_key`) rendered for this change.
         """
         pks = keys(self.model, pks)
-        prepared = prepared or self.prepare()
+        prepared = prepared or self.prepare(identity.check([self.proof])[0])
         self.refusal = prepared.refusal
         view, found = prepared.view, {}
         if seen is None:
@@ -208,10 +207,16 @@ class Subscriber:
             return None
         return (self.view_class, self.query_params, self._meta.get("HTTP_HOST"))
 
-    def _view(self, django_user=None):
+    def _view(self, django_user=None, forced=None):
         """The view, as over REST: its authentication classes run on a request made as
-        `django_user`, by default the subscriber as they are now (see `_identity`)."""
+        `django_user`, by default the subscriber as they are now (see `_identity`), and a new
+        `Proof` of who they are is kept. With `forced`, a user `identity.check` vouched for, the
+        view takes them as authenticated, as they were at the last proof."""
         view = self.view_class()
+        if forced is not None:
+            auth = self.proof.auth
+            view.get_authenticators = lambda: [ForcedAuthentication(forced, auth)]
+            django_user = forced
         kwargs = dict(self.view_kwargs)
         if isinstance(view, ViewSetMixin):
             view.action_map = {"get": self.action}
@@ -224,11 +229,14 @@ class Subscriber:
         if self.action == "retrieve":
             kwargs[view.lookup_url_kwarg or view.lookup_field] = self.lookup_by
         view.args, view.kwargs, view.format_kwarg = (), kwargs, None
+        proving = django_user is None
         request = view.initialize_request(self._http_request(django_user or self._identity()))
         try:
             request.user  # noqa: B018 (runs the view's authentication classes)
         except exceptions.AuthenticationFailed:
             request.user, request.auth = AnonymousUser(), None
+        if proving:
+            self.proof = identity.prove(self._credential, request.user, request.auth)
         view.request = request
         view.headers = view.default_response_headers
         request.version, request.versioning_scheme = view.determine_version(request, **kwargs)

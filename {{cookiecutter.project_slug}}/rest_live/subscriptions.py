@@ -21,7 +21,7 @@ from functools import partial
 from channels.db import database_sync_to_async
 from django.db import DatabaseError, connections, router
 
-from rest_live import live_queries, metrics, multiplex
+from rest_live import identity, live_queries, metrics, multiplex
 from rest_live.subscriber import keys
 
 activity = logging.getLogger("rest_live.activity")
@@ -231,7 +231,11 @@ def evaluate_together(members, pks):
     connection dropped, say) is evaluated once more on a fresh connection.
     """
     pks = keys(members[0][0].model, pks)
-    prepared = [_retried(subscriber, subscriber.prepare) for subscriber, _visible in members]
+    users = identity.check([subscriber.proof for subscriber, _visible in members])
+    prepared = [
+        _retried(subscriber, subscriber.prepare, user)
+        for (subscriber, _visible), user in zip(members, users, strict=True)
+    ]
     asking = [
         i
         for i, ready in enumerate(prepared)

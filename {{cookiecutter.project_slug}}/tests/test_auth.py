@@ -126,3 +126,42 @@ class ProjectWiringTests(LiveTestCase):
     async def test_rest_live_is_echoed_when_offered(self):
         socket = await self.connect(subprotocols=["rest-live"])
         self.assertEqual(socket.subprotocol, "rest-live")
+
+
+class TokenEndTests(LiveTestCase):
+    """A token socket loses private data at the next change once its token or user ends, as the
+    same request over REST would (rest_live/identity.py checks every login at each change)."""
+
+    application = application
+    path = "/ws/token-only/"
+
+    async def asyncSetUp(self):
+        await super().asyncSetUp()
+        self.alice = await self.create_user("alice")
+        self.token = await self.db(Token.objects.create, user=self.alice)
+        self.socket = await self.connect(subprotocols=token_subprotocols(self.token.key))
+        self.sub = await self.subscribe(self.socket, GROUP)
+        self.group = await self.db(Group.objects.create, name="editors")
+        await self.assertBroadcast(self.socket, "CREATED", {"name": "editors"}, id=self.sub)
+
+    async def assert_access_ends(self):
+        self.group.name = "still editors"
+        await self.db(self.group.save)
+        await self.assertBroadcast(self.socket, "DELETED", {"id": self.group.pk}, id=self.sub)
+        await self.db(Group.objects.create, name="secret")
+        await self.assertNothing(self.socket)
+
+    async def test_a_revoked_token(self):
+        await self.db(self.token.delete)
+        await self.assert_access_ends()
+
+    async def test_a_deactivated_user(self):
+        self.alice.is_active = False
+        await self.db(self.alice.save)
+        await self.assert_access_ends()
+
+    async def test_access_goes_on_while_the_token_holds(self):
+        await self.create_user("bob")  # another user's row changes nothing here
+        self.group.name = "renamed"
+        await self.db(self.group.save)
+        await self.assertBroadcast(self.socket, "UPDATED", {"name": "renamed"}, id=self.sub)

@@ -5,7 +5,7 @@ exactly what REST shows it."""
 import json
 
 from django.db import connection
-from django.test import TestCase, override_settings
+from django.test import TestCase
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIRequestFactory, force_authenticate
 
@@ -210,14 +210,42 @@ class RelatedChangeTests(LiveTestCase):
         await self.assertNothing(socket)
 
 
-class ReusedViewTests(Converging):
-    """A view with `live_cache_queryset` reads its subscriber's user again once the reuse is
-    over (REST_LIVE_VIEW_REUSE_SECONDS): a deactivated user then loses their private todos."""
+class LoginCheckTests(LiveTestCase):
+    """Every subscriber's login is checked at each change, for all of them at once."""
 
     application = views.application
 
-    @override_settings(REST_LIVE_VIEW_REUSE_SECONDS=0.001)
-    async def test_a_deactivated_user_loses_access_once_the_reuse_is_over(self):
+    async def test_checking_12_signed_in_users_costs_the_same_queries_as_2(self):
+        # MyTodoViewSet does not declare live_cache_queryset: each subscription's view is built
+        # again at every change, on the login that identity.py vouched for.
+        users = [await self.create_user(f"user{number}") for number in range(14)]
+        self.assertEqual(
+            await self.queries_for_a_write_to(users[:2]),
+            await self.queries_for_a_write_to(users[2:]),
+        )
+
+    async def queries_for_a_write_to(self, users):
+        sockets = [await self.connect(user, path="/ws/private/") for user in users]
+        for socket in sockets:
+            await self.subscribe(socket, MODEL)
+        captured = CaptureQueriesContext(connection)
+        await self.db(captured.__enter__)
+        todo = await self.db(Todo.objects.create, title="mine", owner=users[-1])
+        await self.assertBroadcast(sockets[-1], "CREATED", {"id": todo.pk})
+        await self.db(captured.__exit__, None, None, None)
+        for socket in sockets[:-1]:
+            await self.assertNothing(socket, timeout=0.01)
+        for socket in sockets:
+            await socket.disconnect()
+        return await self.db(_not_reading_the_log, captured)
+
+
+class ReusedViewTests(LiveTestCase):
+    """A view with `live_cache_queryset` reuses its view only while its subscriber's login holds."""
+
+    application = views.application
+
+    async def test_a_deactivated_user_loses_access_at_the_next_change(self):
         alice = await self.create_user("alice")
         socket = await self.connect(alice, path="/ws/private-reused/")
         sub = await self.subscribe(socket, MODEL)

@@ -1,0 +1,123 @@
+"""Whether the subscribers of a change are still who their views last found them to be, checked
+for all of them at once: at most three queries (their users, their sessions, their DRF tokens)
+however many there are, rather than a login read again per subscriber per change.
+
+A subscriber's view authenticates it in full (its authentication classes, Django's sessions)
+when it subscribes, and whenever this check cannot vouch for it; each time it records a `Proof`
+of what it found. A proof still holds while the user's row is exactly as it was (a deactivation,
+a password or permission flag change, a new login all end it), and the session (the same user,
+the same password hash, not expired) or the DRF token (the same user) is still there. Logins this
+cannot read in bulk (a session engine other than the database, a JWT) get no proof: those
+subscribers are authenticated in full at every change, as REST authenticates every request.
+"""
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.contrib.auth.models import AnonymousUser
+from django.utils import timezone
+from django.utils.crypto import constant_time_compare
+from django.utils.module_loading import import_string
+
+_DATABASE_SESSIONS = {
+    "django.contrib.sessions.backends.db",
+    "django.contrib.sessions.backends.cached_db",
+}
+
+
+@dataclass(frozen=True)
+class Proof:
+    kind: str  # "anonymous", "session", "token" or "user" (subscriber.py's credential kinds)
+    key: object  # the session key or the token key
+    user_pk: object
+    row: tuple  # the user's field values when proven
+    auth: object  # what the view's authentication returned beside the user (the token)
+
+
+ANONYMOUS = Proof("anonymous", None, None, (), None)
+
+
+def prove(credential, user, auth):
+    """A `Proof` of `user`, whom the view authenticated from `credential`; None if it cannot be
+    checked in bulk."""
+    kind = credential[0]
+    if kind == "anonymous":
+        return ANONYMOUS
+    if not user.is_authenticated:
+        return None  # logged out since subscribing: authenticated in full from now on
+    if kind == "session" and settings.SESSION_ENGINE not in _DATABASE_SESSIONS:
+        return None
+    if kind == "token" and not _is_drf_token(auth):
+        return None
+    return Proof(kind, credential[1] if len(credential) > 1 else None, user.pk, _row(user), auth)
+
+
+def check(proofs):
+    """For each of `proofs` (None allowed), the user as they are now if the proof still holds,
+    else None."""
+    pks = {proof.user_pk for proof in proofs if proof is not None and proof.kind != "anonymous"}
+    users = {}
+    if pks:
+        users = {user.pk: user for user in get_user_model()._default_manager.filter(pk__in=pks)}
+    sessions = _sessions([p.key for p in proofs if p is not None and p.kind == "session"])
+    tokens = _token_users([p for p in proofs if p is not None and p.kind == "token"])
+    found = []
+    for proof in proofs:
+        if proof is None:
+            found.append(None)
+        elif proof.kind == "anonymous":
+            found.append(AnonymousUser())
+        else:
+            user = users.get(proof.user_pk)
+            holds = user is not None and _row(user) == proof.row
+            if holds and proof.kind == "session":
+                holds = _session_of(sessions.get(proof.key), user)
+            elif holds and proof.kind == "token":
+                holds = tokens.get(proof.key) == proof.user_pk
+            found.append(user if holds else None)
+    return found
+
+
+def _row(user):
+    return tuple(getattr(user, field.attname) for field in user._meta.concrete_fields)
+
+
+def _is_drf_token(auth):
+    if "rest_framework.authtoken" not in settings.INSTALLED_APPS:
+        return False
+    from rest_framework.authtoken.models import Token
+
+    return isinstance(auth, Token)
+
+
+def _sessions(keys):
+    """{session key: its data} of the unexpired sessions among `keys`, in one query."""
+    if not keys:
+        return {}
+    store = import_string(f"{settings.SESSION_ENGINE}.SessionStore")
+    rows = store.get_model_class().objects.filter(
+        session_key__in=keys, expire_date__gt=timezone.now()
+    )
+    decoder = store()
+    return {row.session_key: decoder.decode(row.session_data) for row in rows}
+
+
+def _session_of(data, user):
+    """Whether session `data` still logs in `user`, as `django.contrib.auth.get_user` decides
+    (a hash made with a fallback secret is not vouched for: the full path rotates it)."""
+    if not data or data.get(BACKEND_SESSION_KEY) not in settings.AUTHENTICATION_BACKENDS:
+        return False
+    if data.get(SESSION_KEY) != user._meta.pk.value_to_string(user):
+        return False
+    session_hash = data.get(HASH_SESSION_KEY)
+    return bool(session_hash) and constant_time_compare(session_hash, user.get_session_auth_hash())
+
+
+def _token_users(proofs):
+    """{token key: its user's pk} of the tokens of `proofs` that still exist, in one query."""
+    if not proofs:
+        return {}
+    model = type(proofs[0].auth)
+    keys = [proof.key for proof in proofs]
+    return dict(model._default_manager.filter(key__in=keys).values_list("key", "user_id"))
