@@ -54,29 +54,40 @@ def prove(credential, user, auth):
 
 
 def check(proofs):
-    """For each of `proofs` (None allowed), the user as they are now if the proof still holds,
-    else None."""
+    """For each of `proofs` (None allowed): None if it no longer holds, else what vouches for
+    the subscriber (`user_of` makes the user of it, for a view that needs one)."""
     pks = {proof.user_pk for proof in proofs if proof is not None and proof.kind != "anonymous"}
-    users = {}
+    rows = {}
     if pks:
-        users = {user.pk: user for user in get_user_model()._default_manager.filter(pk__in=pks)}
+        model = get_user_model()
+        names = [field.attname for field in model._meta.concrete_fields]
+        pk_index = names.index(model._meta.pk.attname)
+        rows = {
+            row[pk_index]: row
+            for row in model._default_manager.filter(pk__in=pks).values_list(*names)
+        }
     sessions = _sessions([p.key for p in proofs if p is not None and p.kind == "session"])
     tokens = _token_users([p for p in proofs if p is not None and p.kind == "token"])
     found = []
     for proof in proofs:
-        if proof is None:
-            found.append(None)
-        elif proof.kind == "anonymous":
-            found.append(AnonymousUser())
-        else:
-            user = users.get(proof.user_pk)
-            holds = user is not None and _row(user) == proof.row
-            if holds and proof.kind == "session":
-                holds = _session_of(sessions.get(proof.key), user)
-            elif holds and proof.kind == "token":
-                holds = tokens.get(proof.key) == proof.user_pk
-            found.append(user if holds else None)
+        if proof is None or proof.kind == "anonymous":
+            found.append(proof)
+            continue
+        holds = rows.get(proof.user_pk) == proof.row
+        if holds and proof.kind == "session":
+            holds = _session_of(sessions.get(proof.key), proof)
+        elif holds and proof.kind == "token":
+            holds = tokens.get(proof.key) == proof.user_pk
+        found.append(proof if holds else None)
     return found
+
+
+def user_of(proof):
+    """The user a proof that holds vouches for, as their row is now (it has not changed)."""
+    if proof.kind == "anonymous":
+        return AnonymousUser()
+    model = get_user_model()
+    return model.from_db(model._default_manager.db, None, proof.row)
 
 
 def _row(user):
@@ -103,11 +114,12 @@ def _sessions(keys):
     return {row.session_key: decoder.decode(row.session_data) for row in rows}
 
 
-def _session_of(data, user):
-    """Whether session `data` still logs in `user`, as `django.contrib.auth.get_user` decides
-    (a hash made with a fallback secret is not vouched for: the full path rotates it)."""
+def _session_of(data, proof):
+    """Whether session `data` still logs in the proof's user, as `django.contrib.auth.get_user`
+    decides (a hash made with a fallback secret is not vouched for: the full path rotates it)."""
     if not data or data.get(BACKEND_SESSION_KEY) not in settings.AUTHENTICATION_BACKENDS:
         return False
+    user = user_of(proof)
     if data.get(SESSION_KEY) != user._meta.pk.value_to_string(user):
         return False
     session_hash = data.get(HASH_SESSION_KEY)

@@ -137,20 +137,20 @@ class Subscriber:
         objects = [obj for obj in objects[:size] if obj.pk in visible]
         return self._render(view, objects, many=True), True, visible
 
-    def prepare(self, user=None):
+    def prepare(self, vouched=None):
         """What evaluating a change takes: the view, built as REST builds one for each request,
         its permissions checked, and its queryset.
 
-        `user` is the subscriber as `identity.check` found them, their login still as it was;
-        None if it could not vouch for them, and then the view authenticates them in full. A view
+        `vouched` is what `identity.check` found of the subscriber's login: still as it was, or
+        None, and then the view authenticates them in full. A view
         that sets `live_cache_queryset = True` declares that its permissions, `get_queryset` and
         filters read nothing but the request: its subscriptions reuse all this for as long as
         their login stays as it was.
         """
-        if user is not None and self._prepared is not None:
+        if vouched is not None and self._prepared is not None:
             return self._prepared
         self.refusal = None
-        view = self._view(forced=user)
+        view = self._view(forced=None if vouched is None else identity.user_of(vouched))
         queryset = self._queryset(view) if self._permitted(view) else None
         visibility = None if queryset is None else Visibility.of(_unordered(queryset))
         prepared = _Prepared(view, queryset, visibility, self.refusal)

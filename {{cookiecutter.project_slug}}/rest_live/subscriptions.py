@@ -231,10 +231,10 @@ def evaluate_together(members, pks):
     connection dropped, say) is evaluated once more on a fresh connection.
     """
     pks = keys(members[0][0].model, pks)
-    users = identity.check([subscriber.proof for subscriber, _visible in members])
+    logins = identity.check([subscriber.proof for subscriber, _visible in members])
     prepared = [
-        _retried(subscriber, subscriber.prepare, user)
-        for (subscriber, _visible), user in zip(members, users, strict=True)
+        _retried(subscriber, subscriber.prepare, vouched)
+        for (subscriber, _visible), vouched in zip(members, logins, strict=True)
     ]
     asking = [
         i
