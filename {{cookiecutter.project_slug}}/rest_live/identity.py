@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
-from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 from django.utils.module_loading import import_string
@@ -84,8 +83,6 @@ def check(proofs):
 
 def user_of(proof):
     """The user a proof that holds vouches for, as their row is now (it has not changed)."""
-    if proof.kind == "anonymous":
-        return AnonymousUser()
     model = get_user_model()
     return model.from_db(model._default_manager.db, None, proof.row)
 

@@ -150,7 +150,13 @@ class Subscriber:
         if vouched is not None and self._prepared is not None:
             return self._prepared
         self.refusal = None
-        view = self._view(forced=None if vouched is None else identity.user_of(vouched))
+        if vouched is None:
+            view = self._view()
+        elif vouched.kind == "anonymous":
+            # The view's own authentication classes, which find nobody, as over REST.
+            view = self._view(AnonymousUser())
+        else:
+            view = self._view(forced=identity.user_of(vouched))
         queryset = self._queryset(view) if self._permitted(view) else None
         visibility = None if queryset is None else Visibility.of(_unordered(queryset))
         prepared = _Prepared(view, queryset, visibility, self.refusal)
