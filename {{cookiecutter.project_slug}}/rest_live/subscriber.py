@@ -142,10 +142,10 @@ class Subscriber:
         its permissions checked, and its queryset.
 
         `vouched` is what `identity.check` found of the subscriber's login: still as it was, or
-        None, and then the view authenticates them in full. A view
-        that sets `live_cache_queryset = True` declares that its permissions, `get_queryset` and
-        filters read nothing but the request: its subscriptions reuse all this for as long as
-        their login stays as it was.
+        None, and then the view authenticates them in full. A view that sets
+        `live_cache_queryset = True` declares that its permissions, `get_queryset` and filters
+        read nothing but the request: its subscriptions reuse all this for as long as their
+        login stays as it was.
         """
         if vouched is not None and self._prepared is not None:
             return self._prepared
