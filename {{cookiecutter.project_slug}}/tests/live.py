@@ -1,11 +1,14 @@
 """LiveTestCase, the base class for tests of live views (examples: todos/tests/test_live.py)."""
 
+import contextlib
 import inspect
 import itertools
 
 from channels.db import database_sync_to_async
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.test import TransactionTestCase
+from django.test.utils import CaptureQueriesContext
 
 from rest_live.testing import async_test, open_socket, subscribe_frame
 
@@ -123,7 +126,31 @@ class LiveTestCase(TransactionTestCase):
             username=username, **fields
         )
 
+    @contextlib.asynccontextmanager
+    async def captureQueries(self):
+        """Collect, into the list it yields, the SQL that the test and the consumers run inside
+        the block, less the change log's reads: the feed's timed polls make those at any moment,
+        so counting them would make a count flaky."""
+        captured = CaptureQueriesContext(connection)
+        statements = []
+        # `connection` is each thread's own: capture in the database thread, which the test's
+        # `db()` calls and the consumers' ORM work share.
+        await self.db(captured.__enter__)
+        try:
+            yield statements
+        finally:
+            await self.db(captured.__exit__, None, None, None)
+            statements.extend(await self.db(_outside_the_change_log, captured))
+
     @staticmethod
     async def db(function, *args, **kwargs):
         """Run ORM code from an async test."""
         return await database_sync_to_async(function)(*args, **kwargs)
+
+
+def _outside_the_change_log(captured):
+    return [
+        query["sql"]
+        for query in captured.captured_queries
+        if '"rest_live_change"' not in query["sql"]
+    ]

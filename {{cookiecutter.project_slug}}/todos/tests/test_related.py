@@ -6,7 +6,6 @@ from unittest import mock
 
 from django.db import connection
 from django.test import override_settings
-from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -85,19 +84,15 @@ class CostTests(LiveTestCase):
         for number, socket in enumerate(sockets):
             # A parameter the view ignores: the subscriptions differ, what they see does not.
             await self.subscribe(socket, MODEL, query_params={"unused": str(number)})
-        captured = CaptureQueriesContext(connection)
-        await self.db(captured.__enter__)
-        tag.name = f"{tag.name}!"
-        await self.db(tag.save)
-        for socket in sockets:
-            for _ in range(3):
-                await self.assertBroadcast(socket, "UPDATED")
-        await self.db(captured.__exit__, None, None, None)
+        async with self.captureQueries() as queries:
+            tag.name = f"{tag.name}!"
+            await self.db(tag.save)
+            for socket in sockets:
+                for _ in range(3):
+                    await self.assertBroadcast(socket, "UPDATED")
         for socket in sockets:
             await socket.disconnect()
-        # `connection` is each thread's own: read what it captured in the thread that ran them.
-        queries = await self.db(lambda: captured.captured_queries)
-        return sum('"tag_id" IN' in query["sql"] for query in queries)
+        return sum('"tag_id" IN' in sql for sql in queries)
 
 
 class OwnerTests(LiveTestCase):
