@@ -22,7 +22,7 @@ from typing import Protocol
 from channels.layers import get_channel_layer
 from django.db import DatabaseError
 
-from rest_live import conf, live_queries, metrics
+from rest_live import collector, conf, live_queries, metrics
 from rest_live.broadcasting import GROUP
 from rest_live.capture import dependencies, listener, registry
 from rest_live.capture.install import log_database
@@ -61,7 +61,7 @@ class Hub:
         self._handling = asyncio.Lock()  # one change handed out at a time (see `handle`)
         self._channel = None
         self._joined = None  # when the layer group was joined; None while it is not
-        self._tasks = ()  # (layer, poll[, listen]) while anyone watches
+        self._tasks = ()  # (layer, poll, collector[, listen]) while anyone watches
         self._unreachable = False  # the layer failed, and has not answered since
         self._has_channel = None  # an asyncio.Event, set once the layer gave this process a channel
         self._notified = False  # the database's notifications reach this process (listener.py)
@@ -76,7 +76,7 @@ class Hub:
         self._watchers.setdefault(_label(model), {})[watcher] = None
         if not self._tasks:
             self._has_channel = asyncio.Event()
-            tasks = [self._receive(), self._poll()]
+            tasks = [self._receive(), self._poll(), collector.collect_between_changes(self._idle)]
             if listener.can_listen(log_database()):
                 tasks.append(listener.listen(log_database(), self.feed.wake, self._hearing))
             self._tasks = tuple(asyncio.ensure_future(task) for task in tasks)
@@ -244,6 +244,9 @@ class Hub:
                 logger.exception("rest_live could not read the change log")
             await self._rejoin()
             woken = await self.feed.wait(conf.setting("CHANGE_POLL_SECONDS"))
+
+    def _idle(self):
+        return not self._handling.locked()
 
     def _hearing(self, notified):
         self._notified = notified

@@ -1,0 +1,81 @@
+"""While a server process's hub runs, CPython's full garbage collections run between changes,
+not in the middle of one (rest_live/collector.py), and the process gets its own back after."""
+
+import asyncio
+import gc
+import sys
+import time
+import unittest
+from unittest import mock
+
+from django.contrib.auth.models import Group
+
+from rest_live import collector
+from rest_live.hub import hub
+from tests.groups import served_at
+from tests.live import LiveTestCase
+
+QUICK = {"CHECK_SECONDS": 0.01, "IDLE_CHECK_SECONDS": 0.005, "SPACING": 0}
+
+
+@unittest.skipIf(sys.version_info >= (3, 14), "Python 3.14's incremental collector is left as is")
+class CollectorTests(LiveTestCase):
+    application = served_at("ws/")
+    path = "/ws/"
+
+    def setUp(self):
+        super().setUp()
+        self.thresholds = gc.get_threshold()
+        self.addCleanup(gc.set_threshold, *self.thresholds)
+        for name, value in QUICK.items():
+            patcher = mock.patch.object(collector, name, value)
+            patcher.start()
+            self.addCleanup(patcher.stop)
+
+    async def test_the_process_collects_by_itself_again_once_no_hub_runs(self):
+        socket = await self.connect()
+        sub = await self.subscribe(socket, "auth.Group")
+        self.assertEqual(gc.get_threshold()[:2], self.thresholds[:2])  # young ones untouched
+        self.assertGreater(gc.get_threshold()[2], 10**6)  # no automatic full collection
+        await self.unsubscribe(socket, sub)
+        await self.until(lambda: gc.get_threshold() == self.thresholds)
+
+    async def test_a_due_collection_runs_while_no_change_is_handed_out(self):
+        socket = await self.connect()
+        await self.subscribe(socket, "auth.Group")
+        collections = gc.get_stats()[2]["collections"]
+        self.make_one_due()
+        await self.until(lambda: gc.get_stats()[2]["collections"] > collections)
+
+    async def test_a_busy_hub_collects_anyway_once_overdue(self):
+        socket = await self.connect()
+        sub = await self.subscribe(socket, "auth.Group")
+        collections = gc.get_stats()[2]["collections"]
+        with mock.patch.object(collector, "LATEST_SECONDS", 0.5):
+            async with hub()._handling:  # a change being handed out, for as long as it takes
+                self.make_one_due()
+                due = time.monotonic()
+                await self.until(lambda: gc.get_stats()[2]["collections"] > collections)
+                self.assertGreaterEqual(time.monotonic() - due, 0.5)
+        # The change that waited behind the collection is delivered.
+        await self.db(Group.objects.create, name="after")
+        await self.assertBroadcast(socket, "CREATED", {"name": "after"}, id=sub)
+
+    async def test_a_process_that_turned_the_collector_off_is_left_as_it_is(self):
+        gc.disable()
+        self.addCleanup(gc.enable)
+        socket = await self.connect()
+        await self.subscribe(socket, "auth.Group")
+        self.assertEqual(gc.get_threshold(), self.thresholds)
+
+    def make_one_due(self):
+        # CPython considers a full collection once there have been more collections of the
+        # middle generation than its third threshold since the last one.
+        for _ in range(self.thresholds[2] + 1):
+            gc.collect(1)
+
+    async def until(self, condition, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while not condition():
+            self.assertLess(time.monotonic(), deadline, "the condition did not hold in time")
+            await asyncio.sleep(0.01)
