@@ -12,6 +12,9 @@ and DEBUG off, in three shapes:
 - `owner`: N users with their own tokens on a view whose `get_queryset` filters by
   `request.user` (`MineViewSet`, at /ws/mine/ in the benchmark's own ASGI application); each write
   is to one user's todo.
+- `shared`, the baseline for `tokens`: N anonymous sockets on the same todos list, so one
+  subscription; every write is visible to all of them. What `tokens` costs beyond it is what
+  distinct logins cost; the rest is sending N frames.
 
 The users, their tokens and one todo each are made in bulk, once. For each N, K successive writes
 are made from another process after a warm-up write, each timed from just before `save()` until
@@ -67,8 +70,15 @@ from tests import baking  # noqa: E402
 from tests.appserver import LOG_PROBLEMS, AppServer  # noqa: E402
 from tests.services import RedisServer  # noqa: E402
 
-SHAPES = ("search", "tokens", "owner")
-PATHS = {"search": "/ws/subscribe/", "tokens": "/ws/subscribe/", "owner": "/ws/mine/"}
+SHAPES = ("search", "tokens", "owner", "shared")
+PATHS = {
+    "search": "/ws/subscribe/",
+    "tokens": "/ws/subscribe/",
+    "owner": "/ws/mine/",
+    "shared": "/ws/subscribe/",
+}
+SIGNED_IN = {"tokens", "owner"}
+SEEN_BY_ALL = {"tokens", "shared"}
 APPLICATION = "bench-server"  # the server's connections, in PostgreSQL's log
 WRITE_DEADLINE = 120.0  # seconds for a write to reach every socket that sees it
 SETUP_DEADLINE = 120.0  # for a socket to connect and have its subscription acknowledged
@@ -211,7 +221,7 @@ class Clients:
 
         async def one(i):
             async with semaphore:
-                token = None if shape == "search" else fixtures[i].token
+                token = fixtures[i].token if shape in SIGNED_IN else None
                 headers = None if token is None else {"Authorization": f"Token {token}"}
                 socket = await connect(
                     server.ws_url + PATHS[shape],
@@ -341,7 +351,7 @@ async def run_row(server, pid, writer, postgres, shape, fixtures, writes, seq):
     try:
 
         def seers(index):
-            return everyone if shape == "tokens" else (index,)
+            return everyone if shape in SEEN_BY_ALL else (index,)
 
         warm = clients.joined[0]
         await clients.time_write(writer, fixtures[warm], next(seq), seers(warm))  # not counted
@@ -473,7 +483,9 @@ def plot(results, path):
     import matplotlib.pyplot as plt
 
     figure, (cpu, latency, queries) = plt.subplots(1, 3, figsize=(15, 4.4))
-    colours = {"search": "tab:blue", "tokens": "tab:orange", "owner": "tab:green"}
+    colours = {
+        "search": "tab:blue", "tokens": "tab:orange", "owner": "tab:green", "shared": "tab:grey"
+    }  # fmt: skip
     styles = {"daphne": "o-", "uvicorn": "s--"}
     for server, shape in sorted({(row["server"], row["shape"]) for row in results}):
         rows = [row for row in results if (row["server"], row["shape"]) == (server, shape)]

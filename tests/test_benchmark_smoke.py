@@ -64,11 +64,11 @@ def test_the_distinct_benchmark_delivers_each_write_to_the_sockets_that_see_it(
     report = json.loads((out / "distinct.json").read_text())
     rows = report["results"]
     assert {(row["server"], row["shape"], row["n"]) for row in rows} == {
-        ("daphne", shape, n) for shape in ("search", "tokens", "owner") for n in (1, 20)
+        ("daphne", shape, n) for shape in ("search", "tokens", "owner", "shared") for n in (1, 20)
     }, result.stdout
     for row in rows:
-        # Each write reached every socket that can see it (one, or all for `tokens`), once,
-        # and no frame reached a socket that cannot see it.
+        # Each write reached every socket that can see it (one, or all for `tokens` and
+        # `shared`), once, and no frame reached a socket that cannot see it.
         assert len(row["latencies"]) == 3 and None not in row["latencies"], (row, result.stdout)
         assert row["lost_writes"] == row["missing_frames"] == row["wrong_frames"] == 0, row
         assert row["closed_sockets"] == row["unanswered_barriers"] == 0, row

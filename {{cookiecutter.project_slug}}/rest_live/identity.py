@@ -15,6 +15,9 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.db import connections
+from django.db.models import BooleanField
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 from django.utils.module_loading import import_string
@@ -61,10 +64,8 @@ def check(proofs):
         model = get_user_model()
         names = [field.attname for field in model._meta.concrete_fields]
         pk_index = names.index(model._meta.pk.attname)
-        rows = {
-            row[pk_index]: row
-            for row in model._default_manager.filter(pk__in=pks).values_list(*names)
-        }
+        users = _among(model._default_manager.all(), model._meta.pk, pks)
+        rows = {row[pk_index]: row for row in users.values_list(*names)}
     sessions = _sessions([p.key for p in proofs if p is not None and p.kind == "session"])
     tokens = _token_users([p for p in proofs if p is not None and p.kind == "token"])
     found = []
@@ -104,8 +105,9 @@ def _sessions(keys):
     if not keys:
         return {}
     store = import_string(f"{settings.SESSION_ENGINE}.SessionStore")
-    rows = store.get_model_class().objects.filter(
-        session_key__in=keys, expire_date__gt=timezone.now()
+    model = store.get_model_class()
+    rows = _among(model.objects.all(), model._meta.get_field("session_key"), keys).filter(
+        expire_date__gt=timezone.now()
     )
     decoder = store()
     return {row.session_key: decoder.decode(row.session_data) for row in rows}
@@ -129,4 +131,18 @@ def _token_users(proofs):
         return {}
     model = type(proofs[0].auth)
     keys = [proof.key for proof in proofs]
-    return dict(model._default_manager.filter(key__in=keys).values_list("key", "user_id"))
+    tokens = _among(model._default_manager.all(), model._meta.get_field("key"), keys)
+    return dict(tokens.values_list("key", "user_id"))
+
+
+def _among(queryset, field, values):
+    """`queryset`'s rows whose `field` is one of `values`. On PostgreSQL the values go as one
+    array parameter: a thousand of them, one parameter each in an `IN`, took a third of the CPU
+    of a change seen by a thousand signed-in subscribers to prepare and send."""
+    values = list(values)
+    if connections[queryset.db].vendor != "postgresql":
+        return queryset.filter(**{f"{field.name}__in": values})
+    quote = connections[queryset.db].ops.quote_name
+    column = f"{quote(queryset.model._meta.db_table)}.{quote(field.column)}"
+    values = [field.get_db_prep_value(value, connections[queryset.db]) for value in values]
+    return queryset.filter(RawSQL(f"{column} = ANY(%s)", (values,), output_field=BooleanField()))

@@ -48,6 +48,9 @@ class Outcome:
             del visible[pk]
 
 
+NOTHING = Outcome((), {}, ())  # shared: never changed, applied changes nothing
+
+
 class Subscriber:
     """Builds the subscriber's view and request, and says what a change means to them."""
 
@@ -165,14 +168,14 @@ class Subscriber:
         return prepared
 
     def changes(self, visible, pks, prepared=None, seen=None, shared=None):
-        """What a change to `pks` means to this subscriber: [(action, pk, rendered instance)],
-        and the record `visible` as it is after them (`Outcome`). `visible` is not touched.
+        """What a change to `pks` (as `keys` makes them) means to this subscriber: [(action, pk,
+        rendered instance)], and the record `visible` as it is after them (`Outcome`). `visible`
+        is not touched.
 
         `seen`, when given, holds the pks that the queryset returns now (multiplex.py asked it
         for many subscriptions at once); only those are read, to be rendered. `shared` holds
         what other subscriptions of the same rendering (`render_key`) rendered for this change.
         """
-        pks = keys(self.model, pks)
         prepared = prepared or self.prepare(identity.check([self.proof])[0])
         self.refusal = prepared.refusal
         view, found = prepared.view, {}
@@ -203,6 +206,8 @@ class Subscriber:
                 continue
             entered[pk] = value
             events.append((UPDATED if pk in visible else CREATED, pk, text))
+        if not events:
+            return NOTHING  # most subscriptions, for most changes: nothing more to keep alive
         return Outcome(events, entered, tuple(left))
 
     def render_key(self):

@@ -128,7 +128,9 @@ class LiveSubscription:
         with metrics.EVALUATION_SECONDS.time():
             try:
                 # `changes` leaves the record untouched, so running it again is safe.
-                outcome = await live_queries.run(self.subscriber.changes, self._visible, pks)
+                outcome = await live_queries.run(
+                    self.subscriber.changes, self._visible, keys(self.subscriber.model, pks)
+                )
             except Exception as error:
                 self._log_failure(change_id, error)
                 raise
