@@ -22,7 +22,9 @@ every socket that can see it holds the new title. Each write is made on a quiet 
 next waits until the server is quiet again ("quiet": its CPU time stands still, within a clock
 tick, for two windows of 0.15 s in a row), so a write's latency and cost are its own, not also
 the rest of the previous write's evaluations, which go on after its one subscriber got the frame.
-The targets of the writes are spread over the sockets in the order their subscriptions were
+With `--gap S` the writes are a stream instead: each follows S seconds after the last one reached
+its sockets, whatever the server is still doing, so a write can meet the previous one's leftover
+work or a garbage collection, as writes do in production. The targets of the writes are spread over the sockets in the order their subscriptions were
 acknowledged, from the first to the last. Per row:
 
 - server CPU per write: the server process's user + system time (/proc/<pid>/stat, in clock
@@ -36,8 +38,9 @@ acknowledged, from the first to the last. Per row:
   reached a socket that sees them within the deadline; `wrong` frames reached a socket that
   cannot see that write (or a frame arrived twice, or was not a broadcast of a write).
 
-    python benchmarks/distinct.py          # both servers, the 3 shapes, N = 1 ... 1000, K = 20
+    python benchmarks/distinct.py          # both servers, the 4 shapes, N = 1 ... 1000, K = 20
     python benchmarks/distinct.py --clients 1 20 --writes 3 --server daphne --shape search
+    python benchmarks/distinct.py --clients 1000 --writes 100 --gap 0.2 --out results/stream
 
 Prints a table and writes benchmarks/results/distinct.json and distinct.png.
 """
@@ -342,7 +345,7 @@ def targets(joined, writes):
     return [joined[round(k * (n - 1) / max(1, writes - 1))] for k in range(writes)]
 
 
-async def run_row(server, pid, writer, postgres, shape, fixtures, writes, seq):
+async def run_row(server, pid, writer, postgres, shape, fixtures, writes, seq, gap=None):
     n = len(fixtures)
     opened = time.monotonic()
     clients = await Clients.open(server, shape, fixtures)
@@ -359,13 +362,22 @@ async def run_row(server, pid, writer, postgres, shape, fixtures, writes, seq):
         log_at = log_end(postgres)
         latencies, cpu_ms, queries, aims = [], [], [], targets(clients.joined, writes)
         for index in aims:
-            # Each write starts on a quiet server and is followed until the server is quiet
-            # again: what it costs, and its latency, are its own, not the previous write's too.
             latencies.append(
                 await clients.time_write(writer, fixtures[index], next(seq), seers(index))
             )
+            if gap is not None:
+                # A stream: the next write follows `gap` seconds after this one arrived,
+                # whatever the server is still doing (evaluations, a garbage collection).
+                await asyncio.sleep(gap)
+                continue
+            # Each write starts on a quiet server and is followed until the server is quiet
+            # again: what it costs, and its latency, are its own, not the previous write's too.
             cpu, before = await quiet(pid), cpu
             cpu_ms.append((cpu - before) / TICKS * 1000)
+            count, log_at = statements(postgres, log_at)
+            queries.append(count)
+        if gap is not None:
+            cpu = await quiet(pid)
             count, log_at = statements(postgres, log_at)
             queries.append(count)
         unanswered = await clients.barrier()
@@ -374,12 +386,13 @@ async def run_row(server, pid, writer, postgres, shape, fixtures, writes, seq):
             "shape": shape,
             "n": n,
             "writes": writes,
+            "gap_s": gap,  # None: each write on a quiet server
             "setup_s": setup_s,
             "latencies": latencies,
             "target_join_ranks": [clients.joined.index(index) for index in aims],
             "cpu_ms_per_write": (cpu - cpu_before) / TICKS * 1000 / writes,
             "queries_per_write": sum(queries) / writes,
-            "cpu_ms": cpu_ms,  # each write's, to the clock tick
+            "cpu_ms": cpu_ms,  # each write's, to the clock tick (none in a stream)
             "queries": queries,
             "lost_writes": len(latencies) - len(delivered),
             "unanswered_barriers": unanswered,
@@ -424,8 +437,9 @@ async def bench(args, project, postgres, fixtures, workdir):
             for shape in args.shape:
                 for n in args.clients:
                     row = await run_row(
-                        server, pid, writer, postgres, shape, fixtures[:n], args.writes, seq
-                    )
+                        server, pid, writer, postgres, shape, fixtures[:n], args.writes, seq,
+                        args.gap,
+                    )  # fmt: skip
                     row["server"] = server_kind
                     results.append(row)
                     print_row(row)
@@ -523,6 +537,12 @@ def main(argv=None):
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 10, 100, 500, 1000])
     parser.add_argument("--writes", type=int, default=20)
     parser.add_argument(
+        "--gap",
+        type=float,
+        help="write a stream, the next write this many seconds after the last one arrived, "
+        "rather than each on a quiet server",
+    )
+    parser.add_argument(
         "--server", nargs="+", choices=["daphne", "uvicorn"], default=["daphne", "uvicorn"]
     )
     parser.add_argument("--shape", nargs="+", choices=SHAPES, default=list(SHAPES))
@@ -548,6 +568,7 @@ def main(argv=None):
                 "server": args.server,
                 "shape": args.shape,
                 "writes": args.writes,
+                "gap_s": args.gap,
                 "results": results,
                 "server_log_problems": problems,
             },

@@ -22,6 +22,9 @@ from rest_framework.authentication import TokenAuthentication
 from rest_live.protocol import CLOSE_INVALID_TOKEN, SUBPROTOCOL
 
 TOKEN_SUBPROTOCOL_PREFIX = f"{SUBPROTOCOL}.token."
+# In the scope of a socket signed in by its token: the key. Its views authenticate it from the
+# token (an Authorization header), as REST does; it has no session (subscriber.py).
+TOKEN_SCOPE_KEY = "rest_live.token"
 
 
 class TokenAuthMiddleware:
@@ -50,7 +53,7 @@ class TokenAuthMiddleware:
         user = await _user_for(key)
         if user is None:
             return await TokenRefused.as_asgi()(scope, receive, send)
-        return await self.inner({**scope, "user": user}, receive, send)
+        return await self.inner({**scope, "user": user, TOKEN_SCOPE_KEY: key}, receive, send)
 
     def _take_token(self, scope):
         """(key or None, scope): the token taken out of the subprotocols and the query string."""

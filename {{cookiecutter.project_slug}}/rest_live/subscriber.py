@@ -19,6 +19,7 @@ from rest_framework.request import ForcedAuthentication
 from rest_framework.viewsets import ViewSetMixin
 
 from rest_live import identity
+from rest_live.auth import TOKEN_SCOPE_KEY
 from rest_live.multiplex import Visibility
 from rest_live.protocol import CREATED, DELETED, UPDATED, deleted_instance
 
@@ -63,6 +64,12 @@ class Subscriber:
         self.query_params = subscribe.query_params
         self.lookup_field = getattr(view_class, "lookup_field", "pk")
         self._scope_user = scope.get("user") or AnonymousUser()
+        if TOKEN_SCOPE_KEY in scope:
+            # Over REST, a request with a token and no session cookie is nobody to Django, and
+            # the view's TokenAuthentication finds the token's user: so here, or a view that also
+            # takes sessions (DRF's default) would take the socket's user for a session's, and a
+            # deleted token would go unnoticed (identity.py follows tokens, not users).
+            self._scope_user = AnonymousUser()
         self._session = scope.get("session")
         self._credential = ("anonymous",)  # what the subscriber proved at subscribe
         self.who = "anonymous"  # their username, for the log

@@ -27,14 +27,23 @@ class TokenOnlyGroupViewSet(GroupViewSet):
     permission_classes = [permissions.IsAuthenticated]
 
 
+class SignedInGroupViewSet(GroupViewSet):
+    """A view that takes sessions and tokens (DRF's default classes, as the project's views)."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+
 private_router = RealtimeRouter(public=False)  # closes anonymous sockets: shows who is signed in
 private_router.register(GroupViewSet)
 token_only_router = RealtimeRouter()
 token_only_router.register(TokenOnlyGroupViewSet)
+signed_in_router = RealtimeRouter()
+signed_in_router.register(SignedInGroupViewSet)
 routes = URLRouter(
     [
         path("ws/private/", private_router.as_consumer().as_asgi()),
         path("ws/token-only/", token_only_router.as_consumer().as_asgi()),
+        path("ws/signed-in/", signed_in_router.as_consumer().as_asgi()),
     ]
 )
 cookie_sockets = AllowedHostsOriginValidator(AuthMiddlewareStack(routes))
@@ -165,3 +174,10 @@ class TokenEndTests(LiveTestCase):
         self.group.name = "renamed"
         await self.db(self.group.save)
         await self.assertBroadcast(self.socket, "UPDATED", {"name": "renamed"}, id=self.sub)
+
+
+class TokenEndOnViewsThatTakeSessionsTooTests(TokenEndTests):
+    """The same on a view with DRF's default authentication (sessions, then tokens): the
+    socket's user is the token's, not a session's, so a deleted token ends access here too."""
+
+    path = "/ws/signed-in/"

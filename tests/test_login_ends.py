@@ -1,0 +1,169 @@
+"""A login that ends ends live access too, on real Daphne and Uvicorn processes with PostgreSQL
+and Redis: once a socket's DRF token is deleted, or its session is logged out, the next change
+to a row of its per-user view removes that row from the client, and nothing private follows,
+as REST then refuses the same credential.
+
+The view is the baked test suite's `ReusedMyTodoViewSet` (a todo list filtered by
+`request.user`, declaring `live_cache_queryset`, so each subscription keeps its prepared view
+while rest_live/identity.py vouches for its login), served as the project serves its own: DRF
+tokens from any origin, session cookies from allowed origins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+
+from tests.appserver import AppServer, LiveSocket, served
+from tests.baking import BakedProject, service_env
+from tests.combos import combo_params
+
+PRIVATE_ASGI = """
+from channels.auth import AuthMiddlewareStack
+from channels.routing import ProtocolTypeRouter, URLRouter
+from django.conf import settings
+from django.urls import path
+
+from config.asgi import django_application
+from rest_live.auth import TokenAuthMiddleware
+from rest_live.origins import AllowedOriginsValidator
+from todos.tests.views import reused_router
+
+# Read per request: the project's URLs, and the private view's REST twin beside them.
+settings.ROOT_URLCONF = "private_urls"
+routes = URLRouter([path("ws/private/", reused_router.as_consumer().as_asgi())])
+application = ProtocolTypeRouter(
+    {
+        "http": django_application,
+        "websocket": TokenAuthMiddleware(
+            routes, otherwise=AllowedOriginsValidator(AuthMiddlewareStack(routes))
+        ),
+    }
+)
+"""
+
+PRIVATE_URLS = """
+from django.urls import include, path
+
+from todos.tests.views import ReusedMyTodoViewSet
+
+urlpatterns = [
+    path("api/private/", ReusedMyTodoViewSet.as_view({"get": "list"})),
+    path("", include("config.urls")),
+]
+"""
+
+# Alice, her token and a logged-in session of hers: prints the token key and the session key.
+SIGN_IN = """
+from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.contrib.sessions.backends.db import SessionStore
+from rest_framework.authtoken.models import Token
+
+alice = get_user_model().objects.create_user("alice", password="wonderland-42")
+session = SessionStore()
+session[SESSION_KEY] = str(alice.pk)
+session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
+session[HASH_SESSION_KEY] = alice.get_session_auth_hash()
+session.create()
+print(Token.objects.create(user=alice).key, session.session_key)
+"""
+
+SAVE_HERS = """
+from django.contrib.auth import get_user_model
+from todos.models import Todo
+
+alice = get_user_model().objects.get(username="alice")
+todo, _ = Todo.objects.update_or_create(pk={pk}, defaults={{"title": {title!r}, "owner": alice}})
+print(todo.pk)
+"""
+
+ENDS = {
+    "token": "from rest_framework.authtoken.models import Token; Token.objects.all().delete()",
+    # What `logout()` does to the database: the session row is gone.
+    "session": "from django.contrib.sessions.models import Session; Session.objects.all().delete()",
+}
+
+
+@pytest.fixture
+def private_server(combo, credential, bake, baked_venv, postgres_server, redis_server, tmp_path):
+    """The combo migrated on PostgreSQL, serving the private view at /ws/private/: (project,
+    server, token key, session key)."""
+    database = postgres_server.create_database(f"login_{combo.name}_{credential}")
+    env = service_env(combo, database, redis_server.url)
+    (tmp_path / "private_asgi.py").write_text(PRIVATE_ASGI)
+    (tmp_path / "private_urls.py").write_text(PRIVATE_URLS)
+    env["PYTHONPATH"] = str(tmp_path)
+    project = BakedProject(path=bake(combo), combo=combo, venv=baked_venv, env=env)
+    project.manage("migrate", "--noinput")
+    token, session = project.manage("shell", "-c", SIGN_IN).stdout.splitlines()[-1].split()
+    with served(
+        project.path,
+        baked_venv,
+        env,
+        combo["asgi_server"],
+        tmp_path,
+        module="private_asgi:application",
+    ) as server:
+        yield project, server, token, session
+
+
+@pytest.mark.parametrize("combo", combo_params("production_daphne", "production"))
+@pytest.mark.parametrize("credential", ["token", "session"])
+def test_a_login_that_ends_ends_live_access(private_server, credential):
+    project, server, token, session = private_server
+    headers = (
+        {"Authorization": f"Token {token}"}
+        if credential == "token"
+        else {"Cookie": f"sessionid={session}"}
+    )
+
+    def save_hers(title, pk="None"):
+        out = project.manage("shell", "-c", SAVE_HERS.format(pk=pk, title=title)).stdout
+        return int(out.splitlines()[-1])
+
+    async def scenario():
+        socket = await LiveSocket.open(server, "/ws/private/", headers=headers)
+        sub = await socket.subscribe()
+        state = {}  # the client's list, built only from the frames it got
+
+        async def receive(action):
+            frame = await socket.receive()
+            assert (frame["id"], frame["action"]) == (sub, action), frame
+            if action == "DELETED":
+                state.pop(frame["instance"]["id"])
+            else:
+                state[frame["instance"]["id"]] = frame["instance"]
+
+        pk = await asyncio.to_thread(save_hers, "mine")
+        await receive("CREATED")
+        assert (200, state) == rest_list(server, headers)
+
+        await asyncio.to_thread(project.manage, "shell", "-c", ENDS[credential])
+        await asyncio.to_thread(save_hers, "still mine", pk)
+        # Her row leaves the client at the next change to it, as REST now refuses her.
+        await receive("DELETED")
+        status, _ = rest_list(server, headers)
+        assert status in (401, 403) and state == {}, (status, state)
+
+        await asyncio.to_thread(save_hers, "private")
+        await socket.assert_silent(1.0)
+        await socket.close()
+
+    asyncio.run(scenario())
+
+
+def rest_list(server: AppServer, headers: dict) -> tuple[int, dict]:
+    """(status, {pk: todo}) of the private list over REST, with the socket's credential."""
+    request = urllib.request.Request(f"{server.http_url}/api/private/", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body = json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, {}
+    todos = body["results"] if isinstance(body, dict) else body
+    return response.status, {todo["id"]: todo for todo in todos}
