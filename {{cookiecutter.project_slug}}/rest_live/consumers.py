@@ -16,7 +16,7 @@ from rest_live import capacity, conf, metrics, protocol, subscriptions
 from rest_live.hub import hub
 from rest_live.limits import MessageRate
 from rest_live.protocol import ProtocolError, Subscribe
-from rest_live.subscriber import Subscriber
+from rest_live.subscriber import LoginChanged, Subscriber
 from rest_live.writer import SocketWriter
 
 logger = logging.getLogger(__name__)
@@ -241,6 +241,13 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
                 continue
             try:
                 events = await held.live.changes(change.position, change.pks, held.after)
+            except LoginChanged as change_of_login:
+                activity.debug("%s: login changed (%s): re-sync", self._name(), change_of_login)
+                reset = protocol.reset_frame(
+                    request_id, held.label, "The subscriber's login changed; re-sync."
+                )
+                await self.send(reset)
+                continue
             except Exception as error:
                 _log_failure("evaluate a change for", held.live.key, error)
                 reset = protocol.reset_frame(

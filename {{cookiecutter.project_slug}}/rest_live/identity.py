@@ -139,10 +139,10 @@ def _among(queryset, field, values):
     """`queryset`'s rows whose `field` is one of `values`. On PostgreSQL the values go as one
     array parameter: a thousand of them, one parameter each in an `IN`, took a third of the CPU
     of a change seen by a thousand signed-in subscribers to prepare and send."""
-    values = list(values)
-    if connections[queryset.db].vendor != "postgresql":
-        return queryset.filter(**{f"{field.name}__in": values})
-    quote = connections[queryset.db].ops.quote_name
+    connection = connections[queryset.db]
+    if connection.vendor != "postgresql":
+        return queryset.filter(**{f"{field.name}__in": list(values)})
+    quote = connection.ops.quote_name
     column = f"{quote(queryset.model._meta.db_table)}.{quote(field.column)}"
-    values = [field.get_db_prep_value(value, connections[queryset.db]) for value in values]
+    values = [field.get_db_prep_value(value, connection) for value in values]
     return queryset.filter(RawSQL(f"{column} = ANY(%s)", (values,), output_field=BooleanField()))

@@ -49,6 +49,12 @@ class Outcome:
             del visible[pk]
 
 
+class LoginChanged(Exception):
+    """The subscriber is no longer who subscribed (logged out, a revoked token, deactivated): what
+    their client holds was shown to someone else, so the subscription re-syncs as who they are
+    now, rather than following changes one row at a time."""
+
+
 NOTHING = Outcome((), {}, ())  # shared: never changed, applied changes nothing
 
 
@@ -77,6 +83,7 @@ class Subscriber:
         self._path = scope.get("path", "/")
         self._meta = _meta_from_scope(scope, subscribe.query_params)
         self.proof = None  # who the view last found them to be (identity.py)
+        self._user_pk = None  # who the view found at subscribe
         self._prepared = None  # reused by views with `live_cache_queryset`
 
     def key(self):
@@ -102,11 +109,17 @@ class Subscriber:
 
     def authorize(self):
         """Authenticate as the view does and check its permissions and inputs; raise if refused."""
-        view = self._view(self._scope_user)
+        user = self._scope_user
+        if self._session is not None and self._session.session_key:
+            # The scope's user was read when the socket connected: a logout since then must not
+            # let the socket subscribe as them again.
+            user = _session_user(self._session.session_key)
+        view = self._view(user)
         user = view.request.user
         self._credential = _credential(user, view.request.auth, self._session)
         self.proof = identity.prove(self._credential, user, view.request.auth)
         self.who = user.get_username() if user.is_authenticated else "anonymous"
+        self._user_pk = user.pk  # who subscribed (None: nobody)
         view.check_permissions(view.request)
         self._queryset(view)  # filter backends and the lookup refuse bad values here
         if getattr(self.view_class, "live_cache_queryset", False):
@@ -162,6 +175,8 @@ class Subscriber:
         self.refusal = None
         if vouched is None:
             view = self._view()
+            if view.request.user.pk != self._user_pk:
+                raise LoginChanged(f"now {view.request.user}, was {self.who}")
         elif vouched.kind == "anonymous":
             # The view's own authentication classes, which find nobody, as over REST.
             view = self._view(AnonymousUser())

@@ -156,7 +156,11 @@ class TokenEndTests(LiveTestCase):
     async def assert_access_ends(self):
         self.group.name = "still editors"
         await self.db(self.group.save)
-        await self.assertBroadcast(self.socket, "DELETED", {"id": self.group.pk}, id=self.sub)
+        # The next change tells the subscription to re-sync, and she is refused, as over REST:
+        # her client drops what it held, not only the row that changed.
+        await self.assertReset(self.socket, self.sub)
+        reply = await self.resubscribe(self.socket, self.sub, GROUP)
+        self.assertEqual((reply["type"], reply.get("code")), ("error", 403), reply)
         await self.db(Group.objects.create, name="secret")
         await self.assertNothing(self.socket)
 

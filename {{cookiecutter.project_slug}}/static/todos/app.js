@@ -42,7 +42,12 @@ live.subscribe(
     }
     render();
   },
-  (error) => showError(`The live list was refused: ${error.message}`),
+  (error) => {
+    // Refused (a re-sync after the login ended, say): the page shows nothing of it, as REST.
+    todos.clear();
+    render();
+    showError(`The live list was refused: ${error.message}`);
+  },
 );
 
 // --- rendering: one <li> per todo, updated in place so focus survives changes ----------------

@@ -241,6 +241,8 @@ class ReusedViewTests(LiveTestCase):
         await self.db(alice.save)
         todo.title = "still private"
         await self.db(todo.save)
-        # Her view is built again, as nobody: she is refused, and her todo leaves her list.
-        await self.assertBroadcast(socket, "DELETED", {"id": todo.pk}, id=sub)
+        # Her view is built again, as nobody: her subscription re-syncs, and she is refused.
+        await self.assertReset(socket, sub)
+        reply = await self.resubscribe(socket, sub, MODEL)
+        self.assertEqual((reply["type"], reply.get("code")), ("error", 403), reply)
         await self.assertNothing(socket)

@@ -113,9 +113,13 @@ class NoLeakTests(LiveTestCase):
                     subscriptions.append(subscription)
         return subscriptions
 
-    async def check_change(self, subscriptions, pk):
-        """The broadcasts for a change to `pk` are exactly what REST now implies."""
+    async def check_change(self, subscriptions, pk, logged_out=None):
+        """The broadcasts for a change to `pk` are exactly what REST now implies. The
+        subscriptions of `logged_out`, whose login ended, re-sync instead."""
         for subscription in subscriptions:
+            if logged_out is not None and subscription.user == logged_out:
+                await self.check_resync(subscription)
+                continue
             now = (await self.db(subscription.rest)).get(pk)
             before = pk in subscription.state
             if now is not None:
@@ -129,16 +133,33 @@ class NoLeakTests(LiveTestCase):
                 del subscription.state[pk]
         await asyncio.gather(*(self.assertNothing(s.socket, timeout=0.1) for s in subscriptions))
 
+    async def check_resync(self, subscription):
+        """A reset, then the re-sync a client makes: the state is REST's (nothing, where it is
+        refused now)."""
+        await self.assertReset(subscription.socket, 1)
+        fields = {"lookup_by": subscription.lookup_by} if subscription.lookup_by else {}
+        if subscription.query_params:
+            fields["query_params"] = subscription.query_params
+        reply = await self.resubscribe(
+            subscription.socket, 1, "todos.Todo", subscription.action, **fields
+        )
+        if reply["type"] == "snapshot":
+            subscription.state = {item["id"]: item for item in reply["instances"]}
+        else:
+            self.assertEqual(reply.get("code"), 403, (subscription, reply))
+            subscription.state = {}
+        self.assertEqual(subscription.state, await self.db(subscription.rest), subscription)
+
     async def test_every_view_every_user_every_kind_of_change(self):
         subscriptions = await self.open_subscriptions()
         second = await self.db(Todo.objects.create, title="bread", owner=self.bob)
         await self.check_change(subscriptions, second.pk)
 
-        async def change(todo, **fields):
+        async def change(todo, logged_out=None, **fields):
             for name, value in fields.items():
                 setattr(todo, name, value)
             await self.db(todo.save)
-            await self.check_change(subscriptions, todo.pk)
+            await self.check_change(subscriptions, todo.pk, logged_out)
 
         await change(second, title="milk bread")  # enters the search filter
         await change(self.first, owner=self.bob)  # ownership moves
@@ -152,9 +173,10 @@ class NoLeakTests(LiveTestCase):
         await self.db(self.alice.save)
         await change(second, done=False)
 
-        self.bob.is_active = False  # deactivated: treated as anonymous from the next change
-        await self.db(self.bob.save)
-        await change(second, title="bread")  # and leaves the search filter
+        self.bob.is_active = False  # deactivated: anonymous from the next change, which resets
+        await self.db(self.bob.save)  # his subscriptions; re-synced, they hold what REST shows
+        await change(second, logged_out=self.bob, title="bread")  # and leaves the search filter
+        await change(second, title="bread, again")
 
         pk = second.pk
         await self.db(second.delete)
