@@ -1,6 +1,7 @@
 """Whether the subscribers of a change are still who their views last found them to be, checked
-for all of them at once: at most three queries (their users, their sessions, their DRF tokens)
-however many there are, rather than a login read again per subscriber per change.
+for all of them at once: at most three queries (their DRF tokens with their users, the users of
+the other logins, their sessions) however many there are, rather than a login read again per
+subscriber per change.
 
 A subscriber's view authenticates it in full (its authentication classes, Django's sessions)
 when it subscribes, and whenever this check cannot vouch for it; each time it records a `Proof`
@@ -58,16 +59,20 @@ def prove(credential, user, auth):
 def check(proofs):
     """For each of `proofs` (None allowed): None if it no longer holds, else what vouches for
     the subscriber (`user_of` makes the user of it, for a view that needs one)."""
-    pks = {proof.user_pk for proof in proofs if proof is not None and proof.kind != "anonymous"}
-    rows = {}
+    # Token logins bring their users' rows along; the users of the others take a query more.
+    tokens, rows = _token_users([p for p in proofs if p is not None and p.kind == "token"])
+    pks = {
+        proof.user_pk
+        for proof in proofs
+        if proof is not None and proof.kind != "anonymous" and proof.user_pk not in rows
+    }
     if pks:
         model = get_user_model()
         names = [field.attname for field in model._meta.concrete_fields]
         pk_index = names.index(model._meta.pk.attname)
         users = _among(model._default_manager.all(), model._meta.pk, pks)
-        rows = {row[pk_index]: row for row in users.values_list(*names)}
+        rows.update((row[pk_index], row) for row in users.values_list(*names))
     sessions = _sessions([p.key for p in proofs if p is not None and p.kind == "session"])
-    tokens = _token_users([p for p in proofs if p is not None and p.kind == "token"])
     found = []
     for proof in proofs:
         if proof is None or proof.kind == "anonymous":
@@ -126,13 +131,18 @@ def _session_of(data, proof):
 
 
 def _token_users(proofs):
-    """{token key: its user's pk} of the tokens of `proofs` that still exist, in one query."""
+    """({token key: its user's pk}, {user pk: the user's row, as `_row` makes it}) of the tokens
+    of `proofs` that still exist, in one query."""
     if not proofs:
-        return {}
+        return {}, {}
     model = type(proofs[0].auth)
     keys = [proof.key for proof in proofs]
     tokens = _among(model._default_manager.all(), model._meta.get_field("key"), keys)
-    return dict(tokens.values_list("key", "user_id"))
+    fields = [f"user__{field.name}" for field in get_user_model()._meta.concrete_fields]
+    users, rows = {}, {}
+    for key, user_pk, *row in tokens.values_list("key", "user_id", *fields):
+        users[key], rows[user_pk] = user_pk, tuple(row)
+    return users, rows
 
 
 def _among(queryset, field, values):

@@ -185,3 +185,24 @@ class TokenEndOnViewsThatTakeSessionsTooTests(TokenEndTests):
     socket's user is the token's, not a session's, so a deleted token ends access here too."""
 
     path = "/ws/signed-in/"
+
+
+class TokenCheckCostTests(LiveTestCase):
+    application = application
+    path = "/ws/signed-in/"
+
+    async def test_token_logins_are_checked_with_their_users_in_one_query(self):
+        sockets = []
+        for number in range(6):
+            user = await self.create_user(f"user{number}")
+            token = await self.db(Token.objects.create, user=user)
+            socket = await self.connect(subprotocols=token_subprotocols(token.key))
+            await self.subscribe(socket, GROUP)
+            sockets.append(socket)
+        async with self.captureQueries() as queries:
+            await self.db(Group.objects.create, name="everyone's")
+            for socket in sockets:
+                await self.assertBroadcast(socket, "CREATED", {"name": "everyone's"})
+        # Their tokens and their users' rows (rest_live/identity.py), for all six at once.
+        logins = [sql for sql in queries if '"authtoken_token"' in sql or '"auth_user"' in sql]
+        self.assertEqual(len(logins), 1, logins)

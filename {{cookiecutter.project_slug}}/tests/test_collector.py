@@ -15,7 +15,14 @@ from rest_live.hub import hub
 from tests.groups import served_at
 from tests.live import LiveTestCase
 
-QUICK = {"CHECK_SECONDS": 0.01, "IDLE_CHECK_SECONDS": 0.005, "SPACING": 0}
+# Looks often, and, with no count of the oldest generation yet, takes the first due one.
+QUICK = {
+    "CHECK_SECONDS": 0.01,
+    "IDLE_CHECK_SECONDS": 0.005,
+    "LOOK_SPACING": 0,
+    "_smallest": None,
+    "_next_look": 0.0,
+}
 
 
 @unittest.skipIf(sys.version_info >= (3, 14), "Python 3.14's incremental collector is left as is")
