@@ -70,12 +70,7 @@ class Subscriber:
         self.query_params = subscribe.query_params
         self.lookup_field = getattr(view_class, "lookup_field", "pk")
         self._scope_user = scope.get("user") or AnonymousUser()
-        if TOKEN_SCOPE_KEY in scope:
-            # Over REST, a request with a token and no session cookie is nobody to Django, and
-            # the view's TokenAuthentication finds the token's user: so here, or a view that also
-            # takes sessions (DRF's default) would take the socket's user for a session's, and a
-            # deleted token would go unnoticed (identity.py follows tokens, not users).
-            self._scope_user = AnonymousUser()
+        self._token_socket = TOKEN_SCOPE_KEY in scope
         self._session = scope.get("session")
         self._credential = ("anonymous",)  # what the subscriber proved at subscribe
         self.who = "anonymous"  # their username, for the log
@@ -109,12 +104,7 @@ class Subscriber:
 
     def authorize(self):
         """Authenticate as the view does and check its permissions and inputs; raise if refused."""
-        user = self._scope_user
-        if self._session is not None and self._session.session_key:
-            # The scope's user was read when the socket connected: a logout since then must not
-            # let the socket subscribe as them again.
-            user = _session_user(self._session.session_key)
-        view = self._view(user)
+        view = self._view(self._django_user())
         user = view.request.user
         self._credential = _credential(user, view.request.auth, self._session)
         self.proof = identity.prove(self._credential, user, view.request.auth)
@@ -274,6 +264,20 @@ class Subscriber:
         view.headers = view.default_response_headers
         request.version, request.versioning_scheme = view.determine_version(request, **kwargs)
         return view
+
+    def _django_user(self):
+        """Who the socket is to Django at subscribe, as a REST request would find them."""
+        if self._token_socket:
+            # A request with a token and no session cookie is nobody to Django; the view's
+            # TokenAuthentication finds the token's user. Taking the scope's user here would let
+            # a view that also takes sessions (DRF's default) prove them as a session user, and
+            # a deleted token would go unnoticed (identity.py follows tokens, not users).
+            return AnonymousUser()
+        if self._session is not None and self._session.session_key:
+            # The scope's user was read when the socket connected: a logout since then must not
+            # let the socket subscribe as them again.
+            return _session_user(self._session.session_key)
+        return self._scope_user
 
     def _identity(self):
         """Who the subscriber is now. Re-read at every change, so logging out, a password change
