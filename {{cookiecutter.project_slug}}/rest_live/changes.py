@@ -1,9 +1,9 @@
 """What a committed change is on its way to the sockets: one `Change`, for writers and readers.
 
 Changes come from the change log (models.Change, written by the database's capture triggers and by
-`broadcast()`), read by each server's feed (feed.py). The channel layer and PostgreSQL's NOTIFY
-only wake the feed up; a change the log cannot hold (a model in another database) travels whole
-on the layer, as a `change_message`.
+`broadcast()`), read by each server's feed (feed.py), or carried to it by PostgreSQL's NOTIFY.
+The channel layer only wakes the feed up; a change the log cannot hold (a model in another
+database) travels whole on the layer, as a `change_message`.
 """
 
 from dataclasses import dataclass, field

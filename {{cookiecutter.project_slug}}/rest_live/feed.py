@@ -2,10 +2,13 @@
 
 The log holds every committed change of every table a live view reads: the capture triggers
 write it in the transaction of the write, whatever made it (capture/), and so does
-`broadcast()`. The feed reads it when woken (PostgreSQL's NOTIFY, or a Django write's wake-up on
-the channel layer, both sent after the commit) and at least every
-`REST_LIVE_CHANGE_POLL_SECONDS`, so a lost wake-up (the layer down, a writer killed after its
-commit, another process on the in-memory layer) delays a change, and never loses it.
+`broadcast()`. The feed reads it when woken (a Django write's wake-up on the channel layer, sent
+after the commit) and at least every `REST_LIVE_CHANGE_POLL_SECONDS`, so a lost wake-up (the layer
+down, a writer killed after its commit, another process on the in-memory layer) delays a change,
+and never loses it. On PostgreSQL each trigger's NOTIFY carries the row it logged, and PostgreSQL
+delivers a transaction's notifications together at its commit: the feed hands those rows out
+without reading the log, and reads it when a notification comes without its row (a row too long
+for a payload, `broadcast()`'s, or the listener reconnecting).
 
 Change ids are handed out when rows are written, not when they commit, so a row with a lower id
 can appear after a higher one. The feed keeps reading such a gap until the row appears, or for
@@ -15,6 +18,7 @@ concurrent transactions commit out of order by milliseconds, then at the timed p
 """
 
 import asyncio
+import json
 import logging
 import time
 from datetime import timedelta
@@ -45,6 +49,8 @@ class ChangeFeed:
         self._gaps = {}  # ids below it that have not appeared yet -> when first missed
         self._pruned = time.monotonic()  # the first prune a minute after starting
         self._woken = asyncio.Event()
+        self._told = []  # log rows that notifications carried, since the last poll
+        self._untold = False  # a wake-up came without its row: the next poll reads the log
 
     @property
     def started(self):
@@ -61,8 +67,14 @@ class ChangeFeed:
                 self._gaps = {i: now for i in recent if i not in present}
                 self._newest = newest
 
-    def wake(self):
-        """Read the log now (a commit was announced)."""
+    def wake(self, payload=None):
+        """Deliver what a commit logged now: the log row a notification carried (`payload`),
+        or, without one, whatever the log holds."""
+        row = _row(payload)
+        if row is None:
+            self._untold = True
+        else:
+            self._told.append(row)
         self._woken.set()
 
     async def wait(self, timeout):
@@ -75,18 +87,30 @@ class ChangeFeed:
 
     async def poll(self, woken=False):
         """Deliver every change logged since the last poll. A poll that a commit `woken` looks
-        only in the young gaps below the newest change."""
+        only in the young gaps below the newest change, and not at all if the notifications
+        carried their rows."""
         self._woken.clear()
+        told, self._told = self._told, []
+        untold, self._untold = self._untold, False
         if self._newest is None:
             await self.start()
             return
         now = time.monotonic()
-        gaps = [
-            change_id
-            for change_id, since in self._gaps.items()
-            if not woken or now - since < _YOUNG_GAP_SECONDS
-        ]
-        rows = await live_queries.run(_read, self._newest, gaps)
+        if woken and told and not untold:
+            # The rows that committed since the last poll are these: the others in the young
+            # gaps will come with their own commits' notifications. (A transaction whose
+            # notifications fill more than one network read, kilobytes of them, may be handed
+            # out in two parts: each evaluation reads the rows as committed, so its subscribers
+            # stay right, at the cost of a frame more.)
+            rows = sorted(told, key=_position)
+        else:
+            gaps = [
+                change_id
+                for change_id, since in self._gaps.items()
+                if not woken or now - since < _YOUNG_GAP_SECONDS
+            ]
+            rows = await live_queries.run(_read, self._newest, gaps)
+            rows = sorted(rows + told, key=_position)  # a row read and told is handed out once
         fresh = []
         for row in rows:
             change_id = row[0]
@@ -176,6 +200,28 @@ def _flat(columns):
             yield item
 
 
+def _position(row):
+    return row[0]
+
+
+def _row(payload):
+    """A log row as `_read` returns it, from a notification's payload (triggers.py writes it);
+    None if the payload is not one, and then the log is read."""
+    try:
+        row = tuple(json.loads(payload))
+    except (TypeError, ValueError):
+        return None
+    if len(row) != 7 or any(
+        not isinstance(value, kinds) for value, kinds in zip(row, _PAYLOAD_TYPES, strict=True)
+    ):
+        return None
+    return row
+
+
+# id, model, pks (null: a TRUNCATE), created, refs, columns, txid
+_PAYLOAD_TYPES = (int, str, (list, type(None)), bool, (dict, type(None)), (list, type(None)), int)
+
+
 def _newest_ids():
     """(the highest change id, the ids present among the last `_RECENT` below it)."""
     newest = LoggedChange.objects.order_by("-id").values_list("id", flat=True).first() or 0
@@ -189,7 +235,7 @@ def _read(newest, gaps):
     rows = list(LoggedChange.objects.filter(id__gt=newest).values_list(*fields)[:_BATCH])
     if gaps:
         rows += LoggedChange.objects.filter(id__in=gaps).values_list(*fields)
-    return sorted(rows)
+    return rows
 
 
 def _prune():

@@ -10,7 +10,7 @@ from channels.db import database_sync_to_async
 from channels.layers import InMemoryChannelLayer
 from django.contrib.auth.models import Group
 from django.core.management import call_command
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.test import TransactionTestCase, override_settings
 from django.utils import timezone
 
@@ -103,6 +103,19 @@ class WakeUpTests(LiveTestCase):
             await self.assertBroadcast(socket, "UPDATED", {"name": "updated"}, id=sub)
 
 
+def run(scenario):
+    """Run `scenario`, then close the connection its reads of the log opened on the database
+    thread (a server keeps it open), so that the test database can be dropped."""
+
+    async def closing():
+        try:
+            return await scenario
+        finally:
+            await database_sync_to_async(connections.close_all)()
+
+    return asyncio.run(closing())
+
+
 class Recorder:
     """What the feed delivers to, in place of the hub."""
 
@@ -144,6 +157,8 @@ class FeedReadingTests(TransactionTestCase):
             await feed.poll()
             self.assertEqual(self.delivered(consumer), [(2, {2}), (4, {4}), (3, {3}), (5, {5})])
 
+        run(scenario())
+
     def test_the_rows_of_one_transaction_are_one_change_per_model(self):
         self.log(1)
 
@@ -164,9 +179,7 @@ class FeedReadingTests(TransactionTestCase):
             groups = [change for change in consumer.changes if change.model == "auth.Group"]
             self.assertEqual([len(change.pks) for change in groups], [2])
 
-        asyncio.run(scenario())
-
-        asyncio.run(scenario())
+        run(scenario())
 
     def test_a_feed_started_while_a_transaction_is_open_delivers_its_change(self):
         self.log(1)
@@ -180,7 +193,7 @@ class FeedReadingTests(TransactionTestCase):
             await feed.poll()
             self.assertEqual(self.delivered(consumer), [(2, {2})])
 
-        asyncio.run(scenario())
+        run(scenario())
 
     @override_settings(REST_LIVE_CHANGE_LOG_SECONDS=60)
     def test_old_changes_are_pruned(self):
@@ -194,8 +207,78 @@ class FeedReadingTests(TransactionTestCase):
             with mock.patch.object(feed, "_pruned", 0.0):  # as if a minute had gone by
                 await feed.poll()
 
-        asyncio.run(scenario())
+        run(scenario())
         self.assertEqual(list(Change.objects.values_list("id", flat=True)), [2])
+
+
+if connection.vendor == "postgresql":
+
+    class NotifiedRowTests(TransactionTestCase):
+        """PostgreSQL's notifications carry the rows they announce: a feed that hears them hands
+        the changes out without reading the log, and reads it when a payload cannot say."""
+
+        def setUp(self):
+            Change.objects.all().delete()
+
+        def hand_out(self, write, told=lambda payloads: payloads, logged=True):
+            """What a started feed delivers once `write` is made, woken by the notifications
+            it made (as `told` changes them); `logged=False` empties the log first, so that only
+            what the payloads carry can be delivered. Returns (payloads, changes delivered)."""
+            import psycopg
+
+            from rest_live.capture import listener
+
+            def notified():
+                params = listener._connection_params("default")
+                with psycopg.connect(autocommit=True, **params) as conn:
+                    conn.execute("LISTEN rest_live")
+                    write()
+                    payloads = [n.payload for n in conn.notifies(timeout=5, stop_after=1)]
+                if not logged:
+                    Change.objects.all().delete()
+                return payloads
+
+            async def scenario():
+                consumer = Recorder()
+                feed = ChangeFeed(consumer)
+                await feed.start()
+                payloads = await database_sync_to_async(notified)()
+                for payload in told(payloads):
+                    feed.wake(payload)
+                await feed.poll(woken=True)
+                return payloads, consumer.changes
+
+            return run(scenario())
+
+        def test_a_notification_carries_the_row_it_logged(self):
+            groups = []
+            _, changes = self.hand_out(
+                lambda: groups.append(Group.objects.create(name="told")), logged=False
+            )
+            (change,) = changes
+            self.assertEqual((change.model, change.pks), ("auth.Group", (groups[0].pk,)))
+            self.assertEqual(change.created, {groups[0].pk})
+
+        def test_the_log_is_read_when_a_payload_cannot_hold_the_row(self):
+            many = [Group(name=f"group {i}") for i in range(1500)]
+            payloads, (change,) = self.hand_out(lambda: Group.objects.bulk_create(many))
+            self.assertEqual(payloads, [""])  # 1,500 keys are longer than a payload may be
+            self.assertEqual(len(change.pks), 1500)
+
+        def test_a_payload_that_is_not_a_logged_row_makes_the_feed_read_the_log(self):
+            for stranger in ("", "[1, 2]", "not json", '[1, "x", 3, true, null, null, 4]'):
+                with self.subTest(stranger=stranger):
+                    name = f"read {uuid.uuid4()}"
+                    _, (change,) = self.hand_out(
+                        lambda name=name: Group.objects.create(name=name),
+                        told=lambda payloads, stranger=stranger: [stranger, *payloads],
+                    )
+                    self.assertEqual(change.pks, (Group.objects.get(name=name).pk,))
+                    _, changes = self.hand_out(
+                        lambda name=name: Group.objects.create(name=name + " again"),
+                        told=lambda payloads, stranger=stranger: [stranger],
+                    )
+                    self.assertEqual(len(changes), 1)  # read: the log has it
 
 
 class Watcher:
@@ -225,7 +308,7 @@ class HubTests(TransactionTestCase):
             await hub.handle([LiveChange("auth.Group", (1,), 12)])
             self.assertEqual((watcher.begun, watcher.taken), ([11], [11]))
 
-        asyncio.run(scenario())
+        run(scenario())
 
 
 class WriteTests(TransactionTestCase):

@@ -1,6 +1,7 @@
-"""PostgreSQL delivers `NOTIFY rest_live` (sent by the capture triggers) to every listening
-connection when the writing transaction commits; each server process listens on a connection of
-its own and reads the change log at once, whatever made the change."""
+"""PostgreSQL delivers `NOTIFY rest_live` (sent by the capture triggers, with the log row each
+wrote) to every listening connection when the writing transaction commits; each server process
+listens on a connection of its own and hands its feed what it hears at once, whatever made the
+change."""
 
 import asyncio
 import logging
@@ -20,7 +21,7 @@ def can_listen(using):
 
 
 async def listen(using, wake, hearing):
-    """Call `wake()` at each notification, forever; reconnect when the connection is lost.
+    """Call `wake(payload)` at each notification, forever; reconnect when the connection is lost.
     `hearing(True)` once listening, `hearing(False)` when the connection is lost.
 
     While not listening the feed still polls the log, so nothing is lost, only later.
@@ -38,8 +39,8 @@ async def listen(using, wake, hearing):
                 attempt, lost = 0, False
                 hearing(True)
                 wake()  # what committed while nobody listened
-                async for _notification in conn.notifies():
-                    wake()
+                async for notification in conn.notifies():
+                    wake(notification.payload)
         except asyncio.CancelledError:
             hearing(False)
             raise

@@ -2,9 +2,10 @@
 
 PostgreSQL: three statement-level triggers per table (transition tables allow one event each), so
 a 10,000-row `UPDATE` writes one log row, and a fourth for `TRUNCATE`, logged with no keys (every
-row may have changed: subscribers re-sync); each writing statement also sends `NOTIFY rest_live`,
-which PostgreSQL delivers to the servers at commit (listener.py). Rows are read as `to_jsonb(row)`
-rather than by column, so a migration that drops or renames a column never breaks a write.
+row may have changed: subscribers re-sync); each writing statement also sends `NOTIFY rest_live`
+with the row it logged, which PostgreSQL delivers to the servers at commit (listener.py). Rows
+are read as `to_jsonb(row)` rather than by column, so a migration that drops or renames a column
+never breaks a write.
 
 SQLite: three row-level triggers per table (SQLite has no other kind); servers find the rows at
 their next poll of the log, or at once when a Django write wakes them through the channel layer.
@@ -159,7 +160,8 @@ def _postgresql_body(table, log_table):
         refs = _postgresql_refs(table, refs_from)
         return (
             f"{insert}SELECT {_literal(table.label)}, jsonb_agg(r.j -> {pk}), {created}, "
-            f"{refs}, {columns}, now(), txid_current() FROM ({rows}) r HAVING count(*) > 0;"
+            f"{refs}, {columns}, now(), txid_current() FROM ({rows}) r HAVING count(*) > 0"
+            f"{_RETURNING};"
         )
 
     new_rows = "SELECT to_jsonb(n) AS j FROM rest_live_new n"
@@ -188,11 +190,11 @@ def _postgresql_body(table, log_table):
         )
         update = logged(rows, "false", ["rest_live_old", "rest_live_new"], "jsonb_agg(r.c)")
     return (
-        "DECLARE logged integer; BEGIN "
+        "DECLARE payload text; BEGIN "
         # A dropped log (rest_live unmigrated by hand) must not fail the write.
         f"IF to_regclass({_literal(_quote(log_table))}) IS NULL THEN RETURN NULL; END IF; "
         f"IF TG_OP = 'TRUNCATE' THEN {insert}VALUES ({_literal(table.label)}, 'null'::jsonb, "
-        "false, NULL, NULL, now(), txid_current()); "
+        f"false, NULL, NULL, now(), txid_current()){_RETURNING}; "
         f"ELSIF TG_OP = 'INSERT' THEN {logged(new_rows, 'true', ['rest_live_new'])} "
         f"ELSIF TG_OP = 'DELETE' THEN {logged(old_rows, 'false', ['rest_live_old'])} "
         f"ELSE {update} END IF; "
@@ -200,12 +202,20 @@ def _postgresql_body(table, log_table):
     )
 
 
+# The logged row, as the notification's payload: a server that hears it need not read the log.
+_RETURNING = (
+    " RETURNING jsonb_build_array(id, model, pks, created, refs, columns, txid)::text INTO payload"
+)
+# PostgreSQL refuses payloads of 8,000 bytes or more: a longer row is announced empty, and read.
+_PAYLOAD_BYTES = 7900
+
+
 def _notify():
     if not conf.setting("NOTIFY"):
         return ""
     return (
-        "GET DIAGNOSTICS logged = ROW_COUNT; "
-        f"IF logged > 0 THEN PERFORM pg_notify({_literal(NOTIFY_CHANNEL)}, ''); END IF; "
+        f"IF payload IS NOT NULL THEN PERFORM pg_notify({_literal(NOTIFY_CHANNEL)}, CASE WHEN "
+        f"octet_length(payload) <= {_PAYLOAD_BYTES} THEN payload ELSE '' END); END IF; "
     )
 
 
