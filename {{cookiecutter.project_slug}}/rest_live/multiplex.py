@@ -15,9 +15,17 @@ the (subscription, key) pairs for which the subscription's own WHERE holds:
 
 Each pair is one lookup by primary key, so a thousand subscriptions and one changed row take a
 thousand index lookups in one round trip, not a thousand queries.
+
+On PostgreSQL each varying parameter, and the changed keys, go as one array instead (`unnest`
+of them makes the same rows): a thousand subscriptions' VALUES list is two thousand
+placeholders, which psycopg takes longer to split, quote and send than the database takes to
+answer.
 """
 
+import datetime
+import decimal
 import re
+import uuid
 from dataclasses import dataclass
 
 from django.core.exceptions import EmptyResultSet
@@ -31,6 +39,18 @@ _PLACEHOLDER = re.compile(r"%%|%s")
 # change of many rows is as cheap that way.
 MAX_KEYS = 100
 _MAX_PAIRS = 20_000  # (subscription, key) pairs in one query
+# Parameters psycopg sends as a typed array, as the VALUES list would type them (a string, as an
+# unknown literal, is text there; so is a column of nulls).
+_TYPED_ARRAYS = {
+    int,
+    float,
+    bool,
+    decimal.Decimal,
+    uuid.UUID,
+    datetime.date,
+    datetime.datetime,
+    datetime.time,
+}
 
 
 @dataclass(frozen=True)
@@ -66,8 +86,9 @@ def seen(visibilities, pks):
     for (using, sql), members in groups.items():
         connection = connections[using]
         limit = connection.features.max_query_params or 65535
-        for chunk in _chunks(members, visibilities, len(pks), limit):
-            query, params = _query(sql, [visibilities[i].params for i in chunk], pks)
+        arrays = connection.vendor == "postgresql"
+        for chunk in _chunks(members, visibilities, len(pks), limit, arrays):
+            query, params = _query(sql, [visibilities[i].params for i in chunk], pks, arrays)
             with connection.cursor() as cursor:
                 cursor.execute(query, params)
                 for index, pk in cursor.fetchall():
@@ -75,17 +96,21 @@ def seen(visibilities, pks):
     return found
 
 
-def _chunks(members, visibilities, keys, limit):
+def _chunks(members, visibilities, keys, limit, arrays):
     """`members` in runs whose query stays within the parameter limit and _MAX_PAIRS."""
-    per_member = 1 + len(visibilities[members[0]].params)
-    size = max(1, min((limit - keys - per_member) // per_member, _MAX_PAIRS // max(keys, 1)))
+    per_member = 0 if arrays else 1 + len(visibilities[members[0]].params)
+    size = _MAX_PAIRS // max(keys, 1)
+    if per_member:
+        size = min((limit - keys - per_member) // per_member, size)
+    size = max(1, size)
     for start in range(0, len(members), size):
         yield members[start : start + size]
 
 
-def _query(sql, params_of, pks):
+def _query(sql, params_of, pks, arrays=False):
     """The query asking every subscription in `params_of` (their parameters, for one SQL) at
-    once: parameters that differ between them become columns of the VALUES list."""
+    once: parameters that differ between them become columns of the VALUES list, or of arrays
+    (`arrays`, PostgreSQL) where their types allow."""
     first = params_of[0]
     varying = [k for k in range(len(first)) if any(p[k] != first[k] for p in params_of)]
     pieces = _PLACEHOLDER.split(sql)
@@ -103,15 +128,54 @@ def _query(sql, params_of, pks):
             k += 1
         template.append(piece)
     columns = ", ".join(["i", *(f"p{k}" for k in varying)])
-    row = "(" + ", ".join(["%s"] * (1 + len(varying))) + ")"
-    values = []
-    for index, params in enumerate(params_of):
-        values.append(index)
-        values.extend(params[k] for k in varying)
+    rows = arrays and _as_arrays(params_of, varying, pks)
+    subscriptions, changed, params = rows or _as_values(params_of, varying, pks)
     query = (
-        f"WITH {_SUBSCRIPTIONS}({columns}) AS (VALUES {', '.join([row] * len(params_of))}), "
-        f"{_CHANGED}(pk) AS (VALUES {', '.join(['(%s)'] * len(pks))}) "
+        f"WITH {_SUBSCRIPTIONS}({columns}) AS ({subscriptions}), "
+        f"{_CHANGED}(pk) AS ({changed}) "
         f"SELECT {_SUBSCRIPTIONS}.i, {_CHANGED}.pk FROM {_SUBSCRIPTIONS}, {_CHANGED} "
         f"WHERE EXISTS ({''.join(template)})"
     )
-    return query, [*values, *pks, *constant]
+    return query, [*params, *constant]
+
+
+def _as_values(params_of, varying, pks):
+    """(the subscriptions' rows, the changed keys' rows, their parameters) as VALUES lists."""
+    row = "(" + ", ".join(["%s"] * (1 + len(varying))) + ")"
+    params = []
+    for index, subscription in enumerate(params_of):
+        params.append(index)
+        params.extend(subscription[k] for k in varying)
+    subscriptions = f"VALUES {', '.join([row] * len(params_of))}"
+    return subscriptions, f"VALUES {', '.join(['(%s)'] * len(pks))}", [*params, *pks]
+
+
+def _as_arrays(params_of, varying, pks):
+    """The same as `_as_values`, each column one array parameter; None if a column's values
+    cannot make one."""
+    columns = [[subscription[k] for subscription in params_of] for k in varying]
+    casts = [_array_cast(values) for values in [*columns, pks]]
+    if None in casts:
+        return None
+    *casts, pk_cast = casts
+    if varying:
+        arguments = ", ".join(f"%s{cast}" for cast in casts)
+        names = ", ".join([*(f"p{k}" for k in varying), "n"])
+        subscriptions = (
+            f"SELECT n - 1, {', '.join(f'p{k}' for k in varying)} "
+            f"FROM unnest({arguments}) WITH ORDINALITY AS s({names})"
+        )
+    else:
+        subscriptions = f"SELECT generate_series(0, {len(params_of) - 1})"
+    return subscriptions, f"SELECT unnest(%s{pk_cast})", [*columns, list(pks)]
+
+
+def _array_cast(values):
+    """How `values` go as one array parameter ("" as psycopg types it, "::text[]"), or None if
+    they cannot, their types differing."""
+    types = {type(value) for value in values if value is not None}
+    if types <= {str}:
+        return "::text[]"
+    if len(types) == 1 and types <= _TYPED_ARRAYS:
+        return ""
+    return None

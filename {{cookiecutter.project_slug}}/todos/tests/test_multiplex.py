@@ -3,7 +3,9 @@ write costs the same few queries however many of them there are, and each client
 exactly what REST shows it."""
 
 import json
+from datetime import timedelta
 
+from django.contrib.auth.models import User
 from django.test import TestCase
 from rest_framework.test import APIRequestFactory, force_authenticate
 
@@ -13,6 +15,7 @@ from todos.models import Tag, Todo
 from todos.tests import views
 
 MODEL = "todos.Todo"
+HOUR = timedelta(hours=1)
 
 
 class SeenTests(TestCase):
@@ -29,6 +32,39 @@ class SeenTests(TestCase):
         with self.assertNumQueries(3):  # `.none()` asks nothing
             seen = multiplex.seen(visibilities, [milk.pk, bread.pk])
         self.assertEqual(seen, {0: {milk.pk}, 1: {bread.pk}, 2: {bread.pk}, 3: set(), 4: set()})
+
+    def test_parameters_of_every_common_type_answer_as_each_queryset_would_alone(self):
+        # On PostgreSQL each varying parameter goes as one typed array: strings, numbers,
+        # booleans, times, and subscriptions whose parameters are all the same.
+        ann, bob = (User.objects.create(username=name) for name in ("ann", "bob"))
+        todos = [
+            Todo.objects.create(title="milk", owner=ann),
+            Todo.objects.create(title="bread", owner=bob, done=True),
+            Todo.objects.create(title="eggs"),
+        ]
+        midpoint = Todo.objects.get(title="bread").created_at
+        families = [
+            [Todo.objects.filter(title__icontains=term) for term in ("MI", "re", "%", 'z"{},\\')],
+            [Todo.objects.filter(owner=user) for user in (ann, bob, ann)],
+            [Todo.objects.filter(done__in=[done]) for done in (True, False)],
+            [Todo.objects.filter(created_at__gte=time) for time in (midpoint, midpoint - HOUR)],
+            [Todo.objects.filter(done=False), Todo.objects.filter(done=False)],
+            [
+                Todo.objects.filter(owner__username__in=names)
+                for names in (["ann", "bob"], ["bob", "x"])
+            ],
+        ]
+        pks = [todo.pk for todo in todos]
+        for querysets in families:
+            with self.subTest(sql=str(querysets[0].query)):
+                visibilities = [multiplex.Visibility.of(queryset) for queryset in querysets]
+                with self.assertNumQueries(1):
+                    seen = multiplex.seen(visibilities, pks)
+                alone = {
+                    i: set(queryset.filter(pk__in=pks).values_list("pk", flat=True))
+                    for i, queryset in enumerate(querysets)
+                }
+                self.assertEqual(seen, alone)
 
 
 class Client:
