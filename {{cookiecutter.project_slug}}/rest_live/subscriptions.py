@@ -22,7 +22,7 @@ from channels.db import database_sync_to_async
 from django.db import DatabaseError, connections, router
 
 from rest_live import identity, live_queries, metrics, multiplex
-from rest_live.subscriber import keys
+from rest_live.subscriber import NOTHING, keys
 
 activity = logging.getLogger("rest_live.activity")
 
@@ -124,7 +124,14 @@ class LiveSubscription:
             if not done.done():
                 done.set_result(None)
 
+    def is_held(self):
+        """Whether any socket still holds it: one released (every holder closed or
+        unsubscribed) is not evaluated again, however much is queued for it."""
+        return self.holders > 0
+
     async def _evaluate_alone(self, change_id, pks):
+        if not self.is_held():
+            return self._clock, []
         with metrics.EVALUATION_SECONDS.time():
             try:
                 # `changes` leaves the record untouched, so running it again is safe.
@@ -196,7 +203,7 @@ class _Batch:
     async def _run(self, gathering):
         if gathering.get(self.key) is self:
             del gathering[self.key]
-        members = [(live.subscriber, live._visible) for live, _future in self.members]
+        members = [(live.subscriber, live._visible, live.is_held) for live, _future in self.members]
         try:
             with metrics.EVALUATION_SECONDS.time():
                 outcomes = await live_queries.run(evaluate_together, members, self.pks)
@@ -208,7 +215,9 @@ class _Batch:
                 raise
             return
         for (live, future), outcome in zip(self.members, outcomes, strict=True):
-            if isinstance(outcome, Exception):
+            if not live.is_held():
+                _settle(future, (live._clock, []))  # nobody reads it: nothing to record
+            elif isinstance(outcome, Exception):
                 live._log_failure(self.change_id, outcome)
                 _settle(future, error=outcome)
             else:
@@ -227,21 +236,27 @@ def _settle(future, result=None, error=None):
 
 def evaluate_together(members, pks):
     """[an `Outcome`, or the exception its evaluation raised] for each (subscriber, record of
-    what it sees) in `members`, all subscribed to the changed model. Records are not touched.
+    what it sees, whether it is still held) in `members`, all subscribed to the changed model.
+    Records are not touched.
 
-    Runs in the database thread. A subscription whose evaluation meets a `DatabaseError` (its
-    connection dropped, say) is evaluated once more on a fresh connection.
+    Runs in the database thread, and a change's batch may wait there behind others: those that
+    no socket holds any more by then (a client that opened many and left) cost nothing. A
+    subscription whose evaluation meets a `DatabaseError` (its connection dropped, say) is
+    evaluated once more on a fresh connection.
     """
     pks = keys(members[0][0].model, pks)
-    logins = identity.check([subscriber.proof for subscriber, _visible in members])
-    prepared = [
-        _retried(subscriber, subscriber.prepare, vouched)
-        for (subscriber, _visible), vouched in zip(members, logins, strict=True)
-    ]
+    held = [i for i, (_subscriber, _visible, is_held) in enumerate(members) if is_held()]
+    logins = identity.check([members[i][0].proof for i in held])
+    prepared = [_DROPPED] * len(members)
+    for i, vouched in zip(held, logins, strict=True):
+        subscriber = members[i][0]
+        prepared[i] = _retried(subscriber, subscriber.prepare, vouched)
     asking = [
         i
         for i, ready in enumerate(prepared)
-        if not isinstance(ready, Exception) and ready.visibility is not None
+        if ready is not _DROPPED
+        and not isinstance(ready, Exception)
+        and ready.visibility is not None
     ]
     seen = {}
     if len(asking) > 1 and len(pks) <= multiplex.MAX_KEYS:
@@ -255,9 +270,11 @@ def evaluate_together(members, pks):
             seen = {asking[j]: rows for j, rows in found.items()}
     shared = {}  # render key -> {pk: (lookup value, rendered)}, one rendering for all of them
     outcomes = []
-    for i, (subscriber, visible) in enumerate(members):
+    for i, (subscriber, visible, _held) in enumerate(members):
         ready = prepared[i]
-        if not isinstance(ready, Exception):
+        if ready is _DROPPED:
+            ready = NOTHING
+        elif not isinstance(ready, Exception):
             key = subscriber.render_key()
             renderings = None if key is None else shared.setdefault(key, {})
             ready = _retried(
@@ -265,6 +282,9 @@ def evaluate_together(members, pks):
             )
         outcomes.append(ready)
     return outcomes
+
+
+_DROPPED = object()  # a member of a batch that no socket holds any more
 
 
 def _retried(subscriber, function, *args):

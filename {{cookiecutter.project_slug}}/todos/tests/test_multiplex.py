@@ -2,14 +2,18 @@
 write costs the same few queries however many of them there are, and each client still holds
 exactly what REST shows it."""
 
+import asyncio
 import json
+import threading
 from datetime import timedelta
 
+from channels.db import database_sync_to_async
 from django.contrib.auth.models import User
 from django.test import TestCase
 from rest_framework.test import APIRequestFactory, force_authenticate
 
-from rest_live import multiplex
+from rest_live import hub, multiplex, subscriptions
+from rest_live.changes import Change
 from tests.live import LiveTestCase
 from todos.models import Tag, Todo
 from todos.tests import views
@@ -170,6 +174,49 @@ class DistinctSearchTests(Converging):
         for socket in sockets:
             await socket.disconnect()
         return len(queries)
+
+
+class ClosedSocketTests(Converging):
+    async def test_subscriptions_closed_while_their_change_waits_are_not_evaluated(self):
+        # A client that opens many subscriptions and leaves must not keep costing: a change
+        # handed out while the database thread is busy waits there, and by the time it runs,
+        # the subscriptions of the sockets that closed are skipped, the first socket's too,
+        # whose turn is taken by that change.
+        todo = await self.db(Todo.objects.create, title="word9")
+        clients = [await self.open(query_params={"search": [f"word{i}"]}) for i in range(10)]
+        *leaving, staying = clients
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        async with self.captureQueries() as queries:
+            busy = threading.Event()
+            holding = asyncio.ensure_future(database_sync_to_async(busy.wait)())
+            try:
+                change = Change(MODEL, (todo.pk,), 10**9)
+                handing = asyncio.ensure_future(hub.hub().handle([change]))
+                while not queued(loop, change.position):
+                    self.assertLess(loop.time(), deadline, "the change was never handed out")
+                    await asyncio.sleep(0)
+                for client in leaving:
+                    await client.socket.send_input({"type": "websocket.disconnect", "code": 1000})
+                while subscriptions.shared_count() > 1:
+                    self.assertLess(loop.time(), deadline, "closed sockets kept subscriptions")
+                    await asyncio.sleep(0.01)
+            finally:
+                busy.set()
+            await holding
+            await handing
+        for client in leaving:
+            await client.socket.wait(self.timeout)  # their apps end once the thread is free
+        staying.apply(await self.receive(staying.socket))
+        self.assertEqual(staying.state[todo.pk]["title"], "word9")
+        # One subscription left to evaluate: nothing to ask many of them together.
+        self.assertFalse([sql for sql in queries if "rest_live_subscription" in sql], queries)
+
+
+def queued(loop, change_id):
+    """Whether the change's batch has left the event loop for the database thread."""
+    begun = any(change_id in live._outcomes for live in subscriptions._by_loop[loop].values())
+    return begun and not subscriptions._Batch._gathering.get(loop)
 
 
 class PerUserTests(Converging):
