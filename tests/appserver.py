@@ -31,6 +31,9 @@ APPLICATION_ERRORS = (
 )
 # ...and any traceback at all, which is what a clean run's log must not have.
 LOG_PROBLEMS = ("Traceback", *APPLICATION_ERRORS)
+# The two lines a server process logs about a channel layer outage (rest_live/layer_outage.py).
+OUTAGE_STARTED = "cannot reach the channel layer"
+OUTAGE_ENDED = "reached the channel layer again"
 
 # Production-like settings over plain HTTP on loopback.
 PRODUCTION_ENV = {
@@ -175,6 +178,21 @@ class AppServer:
         except OSError:
             return ""
 
+    def lines_with(self, text: str) -> list[str]:
+        """Every line of the whole log that contains `text`."""
+        try:
+            log = self.log_path.read_text(errors="replace")
+        except OSError:
+            return []
+        return [line for line in log.splitlines() if text in line]
+
+    def wait_for_log(self, text: str, timeout: float = 10.0) -> None:
+        """Until the log shows `text`; fails with the log after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while not self.lines_with(text):
+            assert time.monotonic() < deadline, f"no {text!r} in the log:\n{self.log()}"
+            time.sleep(0.05)
+
     def log_size(self) -> int:
         """Where the log ends now: pass it to `assert_clean_log` to check only what follows."""
         try:
@@ -273,3 +291,15 @@ class LiveSocket:
 
     async def close(self) -> None:
         await self.connection.close()
+
+
+def create_over_rest(server: AppServer, token: str, title: str) -> None:
+    """Create a todo with `title` through the server's REST API, signed in with a DRF token."""
+    request = urllib.request.Request(
+        f"{server.http_url}/api/todos/",
+        method="POST",
+        data=json.dumps({"title": title}).encode(),
+        headers={"Authorization": f"Token {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 201

@@ -7,14 +7,20 @@ subscribers on both servers, only after commit, after long idle, and again after
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
 import time
-import urllib.request
 
 import pytest
 
-from tests.appserver import PRODUCTION_ENV, AppServer, LiveSocket
+from tests.appserver import (
+    OUTAGE_ENDED,
+    OUTAGE_STARTED,
+    PRODUCTION_ENV,
+    AppServer,
+    LiveSocket,
+    create_over_rest,
+    served,
+)
 from tests.baking import BakedProject, clean_env, service_env
 from tests.combos import combo_params
 from tests.services import RedisServer
@@ -82,6 +88,54 @@ def test_a_write_from_another_process_reaches_both_servers(deployment):
     asyncio.run(scenario())
 
 
+# Settings whose timed read of the change log comes every 30 s: a change that arrives sooner
+# came by the wake-up its write sends (NOTIFY, the channel layer), not by the poll.
+SLOW_POLL_SETTINGS = """
+from config.settings import *  # noqa: F403
+
+REST_LIVE_CHANGE_POLL_SECONDS = 30.0
+"""
+
+
+@pytest.mark.parametrize("combo", LIVE_COMBOS)
+def test_the_first_write_after_a_server_starts_is_not_left_to_the_poll(
+    combo, bake, baked_venv, postgres_server, redis_server, tmp_path
+):
+    """The first click after a deploy: a server just started, a client subscribed, and the very
+    first write, over REST on the server itself, then one from another process, each arrive by
+    their wake-up, well before a poll of the log could bring them."""
+    database = postgres_server.create_database(f"first_{combo.name}")
+    env = {**service_env(combo, database, redis_server.url), **PRODUCTION_ENV}
+    project = BakedProject(path=bake(combo), combo=combo, venv=baked_venv, env=env)
+    project.manage("migrate", "--noinput")
+    token = shell(project, CREATE_TOKEN).strip().splitlines()[-1]
+    (tmp_path / "slow_poll_settings.py").write_text(SLOW_POLL_SETTINGS)
+    served_env = {
+        **env,
+        "PYTHONPATH": str(tmp_path),
+        "DJANGO_SETTINGS_MODULE": "slow_poll_settings",
+    }
+
+    async def scenario(server):
+        socket = await LiveSocket.open(server)
+        await socket.subscribe()
+        for write in (
+            lambda: create_over_rest(server, token, "first, over REST"),
+            lambda: create_todo(project, "then from the shell"),
+        ):
+            started = time.monotonic()
+            await in_thread(write)
+            message = await socket.receive(timeout=10)  # the poll would take up to 30 s
+            took = time.monotonic() - started
+            assert message["action"] == "CREATED", message
+            assert took < 10, f"{took:.1f} s"
+        await socket.close()
+
+    for _start in range(2):  # a start, and a restart
+        with served(project.path, baked_venv, served_env, combo["asgi_server"], tmp_path) as app:
+            asyncio.run(scenario(app))
+
+
 CREATE_TOKEN = """
 from django.contrib.auth.models import User
 from rest_framework.authtoken.models import Token
@@ -95,20 +149,10 @@ def test_a_rest_create_with_a_token_on_one_server_reaches_the_other(deployment):
     project, (a, b) = deployment
     token = shell(project, CREATE_TOKEN).strip().splitlines()[-1]
 
-    def create_over_rest():
-        request = urllib.request.Request(
-            f"{b.http_url}/api/todos/",
-            method="POST",
-            data=json.dumps({"title": "over REST"}).encode(),
-            headers={"Authorization": f"Token {token}", "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            assert response.status == 201
-
     async def scenario():
         socket = await LiveSocket.open(a)
         await socket.subscribe()
-        await in_thread(create_over_rest)
+        await in_thread(create_over_rest, b, token, "over REST")
         message = await socket.receive()
         assert message["action"] == "CREATED"
         assert (message["instance"]["title"], message["instance"]["owner"]) == (
@@ -280,6 +324,12 @@ def test_writes_survive_a_redis_outage_and_broadcasts_resume(
         assert (message["action"], message["instance"]["title"]) == ("CREATED", "after outage")
         assert socket.connection.close_code is None
         await socket.close()
+        # The server said once that the layer was gone and once that it was back; channels_redis's
+        # receive loop, which failed every second meanwhile, logged no traceback.
+        await in_thread(server.wait_for_log, OUTAGE_ENDED)
+        assert len(server.lines_with(OUTAGE_STARTED)) == 1, server.log()
+        assert len(server.lines_with(OUTAGE_ENDED)) == 1, server.log()
+        server.assert_clean_log()
 
     try:
         asyncio.run(scenario())

@@ -48,6 +48,11 @@ class RestLiveConfig(AppConfig):
 
         pre_migrate.connect(install.before_migrate, sender=self)
         post_migrate.connect(install.after_migrate, sender=self)
+        # A Redis outage is logged once when it starts and once when it ends, not as a
+        # traceback a second from channels_redis's receive loop.
+        from rest_live import layer_outage
+
+        layer_outage.install_filter()
 
 
 def check_settings(app_configs, **kwargs):

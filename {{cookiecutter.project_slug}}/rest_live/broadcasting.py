@@ -16,7 +16,7 @@ from channels.layers import get_channel_layer
 from django.db import DatabaseError, models, router, transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
-from rest_live import metrics
+from rest_live import layer_outage, metrics
 from rest_live.capture import listener
 from rest_live.capture.triggers import NOTIFY_CHANNEL
 from rest_live.changes import Change, wake_message
@@ -111,43 +111,6 @@ def _log_unrecorded(model, error):
     )
 
 
-class _Outage:
-    """Logs a channel layer outage once when it starts and once when it ends, not per write.
-
-    One line each, without a traceback: an unreachable layer is an expected condition, and the
-    changes it could not carry are in the change log.
-    """
-
-    def __init__(self):
-        self.lost = 0
-
-    def failed(self, model, error):
-        self.lost += 1
-        what = f"a change to {model._meta.label}" if model is not None else "a change"
-        if self.lost == 1:
-            logger.error(
-                "rest_live could not announce %s: the channel layer is unreachable (%s: %s). "
-                "Until it answers again, servers read changes from the change log (every "
-                "REST_LIVE_CHANGE_POLL_SECONDS)",
-                what,
-                type(error).__name__,
-                error,
-            )
-        else:
-            logger.debug("rest_live could not announce %s", what)
-
-    def ended(self):
-        if self.lost:
-            logger.warning(
-                "rest_live reached the channel layer again; %d announcements could not be sent",
-                self.lost,
-            )
-            self.lost = 0
-
-
-_outage = _Outage()
-
-
 def _send(message, model=None):
     try:
         publish(get_channel_layer(), GROUP, message)
@@ -155,9 +118,10 @@ def _send(message, model=None):
         # The write is committed and stays so, and so is its row in the change log, from which the
         # servers' feeds deliver it.
         metrics.PUBLISH_FAILURES.inc()
-        _outage.failed(model, error)
+        what = "a change" if model is None else f"a change to {model._meta.label}"
+        layer_outage.outage.failed(error, announcing=what)
     else:
-        _outage.ended()
+        layer_outage.outage.answered()
 
 
 def _wake():

@@ -2,7 +2,8 @@
 channel per socket.
 
 The hub reads the change log (feed.py) whenever something says it has news: PostgreSQL's NOTIFY
-(capture/listener.py), a wake-up on the channel layer from a Django write, or the poll timer. Each
+(capture/listener.py, which carries the logged row itself, so most often nothing is read), a
+wake-up on the channel layer from a Django write, or the poll timer. Each
 change it reads it hands, in one pass, to the sockets watching the changed model, and to those
 watching a view that shows the changed rows (a tag renamed reaches the sockets watching todos:
 capture/dependencies.py finds which todos, in one query per dependent view). The sockets start
@@ -22,7 +23,7 @@ from typing import Protocol
 from channels.layers import get_channel_layer
 from django.db import DatabaseError
 
-from rest_live import collector, conf, live_queries, metrics
+from rest_live import collector, conf, layer_outage, live_queries, metrics
 from rest_live.broadcasting import GROUP
 from rest_live.capture import dependencies, listener, registry
 from rest_live.capture.install import log_database
@@ -34,6 +35,7 @@ activity = logging.getLogger("rest_live.activity")
 
 # The core Redis layer expires group memberships (a day, by default): they are renewed this often.
 _REJOIN_SECONDS = 3600.0
+_PROBE_GROUP = "rest_live.probe"  # nobody listens: a send to it only asks the layer to answer
 
 _by_loop = weakref.WeakKeyDictionary()  # event loop -> Hub
 
@@ -62,7 +64,6 @@ class Hub:
         self._channel = None
         self._joined = None  # when the layer group was joined; None while it is not
         self._tasks = ()  # (layer, poll, collector[, listen]) while anyone watches
-        self._unreachable = False  # the layer failed, and has not answered since
         self._has_channel = None  # an asyncio.Event, set once the layer gave this process a channel
         self._notified = False  # the database's notifications reach this process (listener.py)
         self.feed = ChangeFeed(self._handle_logged)
@@ -243,6 +244,7 @@ class Hub:
             except Exception:
                 logger.exception("rest_live could not read the change log")
             await self._rejoin()
+            await self._probe()
             woken = await self.feed.wait(conf.setting("CHANGE_POLL_SECONDS"))
 
     def _idle(self):
@@ -260,19 +262,25 @@ class Hub:
         self.feed = ChangeFeed(self._handle_logged)
 
     def _failed(self, error):
-        if not self._unreachable:
-            self._unreachable = True
-            logger.warning(
-                "rest_live cannot reach the channel layer (%s: %s); this process reads the "
-                "change log every REST_LIVE_CHANGE_POLL_SECONDS until it answers",
-                type(error).__name__,
-                error,
-            )
+        layer_outage.outage.failed(error)
 
     def _answered(self):
-        if self._unreachable:
-            self._unreachable = False
-            logger.warning("rest_live reached the channel layer again")
+        layer_outage.outage.answered()
+
+    async def _probe(self):
+        """While the layer is down, whether it answers again: channels_redis's pub/sub layer
+        reconnects by itself, and says nothing when it has."""
+        if self._layer is None or not layer_outage.outage.is_down():
+            return
+        try:
+            await asyncio.wait_for(
+                self._layer.group_send(_PROBE_GROUP, {"type": "rest_live.probe"}),
+                conf.setting("CHANGE_POLL_SECONDS"),
+            )
+        except Exception as error:
+            self._failed(error)
+        else:
+            self._answered()
 
 
 def _label(model):

@@ -9,7 +9,7 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from django.test import TransactionTestCase, override_settings
 
-from rest_live import broadcasting, publisher
+from rest_live import layer_outage, publisher
 from rest_live.broadcasting import connect_signals
 
 connect_signals(Group)  # as a router registering a view of it does
@@ -56,9 +56,9 @@ class PublisherTests(TransactionTestCase):
 
     @override_settings(CHANNEL_LAYERS={"default": {"BACKEND": "tests.test_publisher.SilentLayer"}})
     def test_a_layer_that_does_not_answer_costs_a_write_the_timeout_and_no_more(self):
-        outage = broadcasting._Outage()  # this test's own, so no other test sees it end
+        outage = layer_outage.Outage()  # this test's own, so no other test sees it end
         with mock.patch.object(publisher, "_TIMEOUT", 0.2):
-            with mock.patch.object(broadcasting, "_outage", outage):
+            with mock.patch.object(layer_outage, "outage", outage):
                 with self.assertLogs("rest_live", "DEBUG") as logs:
                     group = Group.objects.create(name="kept")
         self.assertTrue(Group.objects.filter(pk=group.pk).exists())
