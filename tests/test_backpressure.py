@@ -2,7 +2,8 @@
 
 Sockets that stop reading under a stream of broadcasts are closed with 4029 once they fall
 `REST_LIVE_MAX_PENDING_BYTES` (the default, 1 MiB) behind, while the server's memory stays within
-that bound and a reading client beside them gets every frame in order; sockets over
+that bound and a reading client beside them gets every frame in order, and are cut off
+`REST_LIVE_SLOW_CLOSE_SECONDS` later if they still read nothing; sockets over
 `REST_LIVE_MAX_CONNECTIONS` are closed with 4013 (lowered to 10 by a settings module added to a
 private bake, so the test reaches it with a few sockets).
 """
@@ -30,9 +31,14 @@ pytestmark = [pytest.mark.xdist_group("backpressure"), pytest.mark.timeout(300)]
 PENDING_BYTES = 1024 * 1024  # the default of REST_LIVE_MAX_PENDING_BYTES
 MAX_CONNECTIONS = 10
 SETTINGS = f"""
+import os
+
 from config.settings import *  # noqa: F403
 
 REST_LIVE_MAX_CONNECTIONS = {MAX_CONNECTIONS}
+# Sockets closed as too slow are cut off after this (10 s shipped): long enough here for the
+# slow sockets to read their 4029, unless a test asks for less.
+REST_LIVE_SLOW_CLOSE_SECONDS = float(os.environ.get("SLOW_CLOSE_SECONDS", "120"))
 # The stream's broadcasts come from another process on the in-memory layer: read them from the
 # change log four times a round, so that each round is its own change, as it is with Redis.
 REST_LIVE_CHANGE_POLL_SECONDS = 0.05
@@ -163,6 +169,69 @@ def test_sockets_that_stop_reading_are_closed_with_4029_within_a_bounded_memory(
     options = PATIENT_PINGS[server]
     with served(project.path, project.venv, project.env, server, tmp_path, options=options) as app:
         asyncio.run(scenario(app))
+
+
+SLOW_CLOSE_SECONDS = 2.0
+CUT_OFF = "cut off a socket still open"
+
+
+@pytest.mark.parametrize("server", ["daphne", "uvicorn"])
+def test_a_socket_that_never_reads_again_is_cut_off_without_waiting_for_pings(
+    server, limited_project, tmp_path
+):
+    """Closed as too slow, a socket whose client reads nothing more is cut off
+    `REST_LIVE_SLOW_CLOSE_SECONDS` later, with pings two minutes apart: the memory its buffers
+    hold goes then, not at a ping timeout. Meanwhile each costs at most 4 MiB of the server's
+    RSS, against the same stream without them, and the reading client beside them gets every
+    frame."""
+    project = limited_project
+    env = {**project.env, "SLOW_CLOSE_SECONDS": str(SLOW_CLOSE_SECONDS)}
+
+    async def streamed(app: AppServer, fast: LiveSocket) -> int:
+        """The server's peak RSS while the stream runs and the fast client reads all of it."""
+        peak = rss_bytes(app.process.pid)
+
+        async def watch_memory():
+            nonlocal peak
+            while True:
+                peak = max(peak, rss_bytes(app.process.pid))
+                await asyncio.sleep(0.02)
+
+        watcher = asyncio.create_task(watch_memory())
+        stream = asyncio.create_task(asyncio.to_thread(project.manage, "shell", "-c", STREAM))
+        for _ in range(ROUNDS * TODOS):
+            await fast.receive(timeout=60)
+        await stream
+        watcher.cancel()
+        return peak
+
+    async def scenario(app: AppServer):
+        fast = await LiveSocket.open(app)
+        await fast.subscribe()
+        without = await streamed(app, fast)  # the same stream, once without slow sockets
+        slow = [await slow_socket(app) for _ in range(SLOW_SOCKETS)]
+        with_slow = await streamed(app, fast)
+        await asyncio.to_thread(wait_for_lines, app, CUT_OFF, SLOW_SOCKETS, 30)
+        # Each slow socket cost at most 4 MiB beyond the same stream without them (1.2 to 2.0
+        # measured on both servers; the cap is 1 MiB, the rest the server's buffers).
+        per_socket = (with_slow - without) / SLOW_SOCKETS
+        assert per_socket <= 4 * 2**20, f"{per_socket / 2**20:.1f} MiB per slow socket"
+        assert len(CLOSING_SLOW.findall(app.log())) == SLOW_SOCKETS, app.log()
+        # What reached their buffers before the cut, then no close frame: an abnormal closure.
+        codes = await asyncio.gather(*(read_until_closed(c, 30) for c in slow))
+        assert codes == [1006] * SLOW_SOCKETS
+        await fast.close()
+
+    options = PATIENT_PINGS[server]
+    with served(project.path, project.venv, env, server, tmp_path, options=options) as app:
+        asyncio.run(scenario(app))
+
+
+def wait_for_lines(app: AppServer, text: str, count: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while len(app.lines_with(text)) < count:
+        assert time.monotonic() < deadline, f"{count} x {text!r} expected:\n{app.log()}"
+        time.sleep(0.05)
 
 
 @pytest.mark.parametrize("server", ["daphne", "uvicorn"])

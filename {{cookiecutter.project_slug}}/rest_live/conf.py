@@ -10,11 +10,12 @@
 | REST_LIVE_CHANGE_POLL_SECONDS | 1.0 | how often servers read the change log (feed.py) |
 | REST_LIVE_CHANGE_LOG_SECONDS | 600 | how long the change log keeps a change |
 | REST_LIVE_MAX_PENDING_BYTES | 1048576 | bytes waiting for a slow socket; more closes it (4029) |
+| REST_LIVE_SLOW_CLOSE_SECONDS | 10.0 | a socket closed with 4029 but open this long is cut off |
 | REST_LIVE_MAX_CONNECTIONS | 5000 | sockets one server process holds; more are closed with 4013 |
 | REST_LIVE_MAX_CONNECTIONS_PER_USER | None | sockets one signed-in user holds in one process |
 | REST_LIVE_NOTIFY | True | PostgreSQL: captured writes send NOTIFY, and servers read them at once |
 
-Each is a whole number of at least 1, but the rate and the poll interval, numbers above 0, and
+Each is a whole number of at least 1, but the rate and the two durations, numbers above 0, and
 NOTIFY, True or False; the two rate settings and the connection limits may also be None, for no
 limit. NOTIFY takes a lock at commit that every notifying transaction waits for: measured with 8
 writers of one-row updates, 4,600-6,700 commits/s with it, 8,700-8,900 without. Turned off (then
@@ -35,6 +36,7 @@ DEFAULTS = {
     "CHANGE_POLL_SECONDS": 1.0,
     "CHANGE_LOG_SECONDS": 600,
     "MAX_PENDING_BYTES": 1024 * 1024,
+    "SLOW_CLOSE_SECONDS": 10.0,
     "MAX_CONNECTIONS": 5000,
     "MAX_CONNECTIONS_PER_USER": None,
     "NOTIFY": True,
@@ -46,7 +48,7 @@ OPTIONAL = {
     "MAX_CONNECTIONS",
     "MAX_CONNECTIONS_PER_USER",
 }
-FRACTIONAL = {"MESSAGES_PER_SECOND", "CHANGE_POLL_SECONDS"}
+FRACTIONAL = {"MESSAGES_PER_SECOND", "CHANGE_POLL_SECONDS", "SLOW_CLOSE_SECONDS"}
 BOOLEAN = {"NOTIFY"}
 
 

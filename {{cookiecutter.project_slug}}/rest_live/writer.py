@@ -13,17 +13,18 @@ or for a closing handshake), so there every frame goes through the backlog and i
 
 Once more than `REST_LIVE_MAX_PENDING_BYTES` wait, the socket is too slow: the backlog is dropped,
 and the socket is closed with 4029 as soon as the transport takes a frame again, so a client that
-reads again learns to reconnect and re-sync. One that never reads again is dropped by the server's
-ping timeout. Either way the socket costs at most the cap, plus the buffers of the server and the
-kernel. A send that fails because the socket went away ends the writer quietly, dropping what was
-waiting: a client leaving mid-stream is not an error.
+reads again learns to reconnect and re-sync. One still connected `REST_LIVE_SLOW_CLOSE_SECONDS`
+later (10) is cut off (its client sees 1006), rather than left to the server's ping timeout with
+megabytes in its buffers. Either way the socket costs at most the cap, plus the buffers of the
+server and the kernel, for at most that long. A send that fails because the socket went away ends
+the writer quietly, dropping what was waiting: a client leaving mid-stream is not an error.
 """
 
 import asyncio
 import logging
 from collections import deque
 
-from rest_live import metrics
+from rest_live import conf, metrics
 from rest_live.protocol import CLOSE_TOO_SLOW
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class SocketWriter:
         self._flushing = None  # the task that empties the backlog, while there is one
         self._transport = _transport_of(send)
         self.closing = False  # a close is on its way: nothing more is taken
+        self._cut_off = None  # the timer that aborts a socket closed as too slow
 
     async def send(self, message):
         if self.closing:
@@ -70,6 +72,9 @@ class SocketWriter:
         if self._flushing is not None:
             self._flushing.cancel()
             self._flushing = None
+        if self._cut_off is not None:
+            self._cut_off.cancel()
+            self._cut_off = None
 
     def _too_slow(self):
         self._transport.closing_slowly()
@@ -82,6 +87,17 @@ class SocketWriter:
         self._drop_backlog()
         self._backlog.append({"type": "websocket.close", "code": CLOSE_TOO_SLOW})
         self.closing = True
+        seconds = conf.setting("SLOW_CLOSE_SECONDS")
+        self._cut_off = asyncio.get_running_loop().call_later(seconds, self._cut, seconds)
+
+    def _cut(self, seconds):
+        """Still open `seconds` after it was closed as too slow: the client reads nothing."""
+        self._cut_off = None
+        logger.info(
+            "rest_live cut off a socket still open %g s after it was closed as too slow",
+            seconds,
+        )
+        self._transport.abort()
 
     def _drop_backlog(self):
         metrics.FRAMES_DROPPED.inc(sum(m["type"] == "websocket.send" for m in self._backlog))
@@ -161,6 +177,9 @@ class _Unknown:
     def closing_slowly(self):
         return None
 
+    def abort(self):
+        return None
+
 
 class _AsyncioFlow:
     """An asyncio transport. Once its buffer passes the high-water mark it stays paused until the
@@ -188,6 +207,9 @@ class _AsyncioFlow:
         if isinstance(close_timeout, int | float):
             timeout = getattr(self._protocol, "ping_timeout", None) or 30
             self._protocol.close_timeout = max(close_timeout, timeout)
+
+    def abort(self):
+        self._transport.abort()
 
 
 def _low_water(transport):
@@ -219,6 +241,11 @@ class _TwistedFlow:
         # Autobahn's default of a second would drop it, and the client would see no code.
         timeout = getattr(self._protocol, "autoPingTimeout", None) or 30
         self._protocol.closeHandshakeTimeout = max(self._protocol.closeHandshakeTimeout, timeout)
+
+    def abort(self):
+        transport = getattr(self._protocol, "transport", None)
+        if transport is not None:
+            transport.abortConnection()
 
     def pauseProducing(self):  # noqa: N802 (Twisted's interface)
         self._resumed.clear()

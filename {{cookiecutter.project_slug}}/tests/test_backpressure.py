@@ -14,9 +14,13 @@ from tests.live import LiveTestCase
 class Transport:
     def __init__(self):
         self.buffered = 0
+        self.aborted = False
 
     def get_write_buffer_size(self):
         return self.buffered
+
+    def abort(self):
+        self.aborted = True
 
 
 class Server:
@@ -115,6 +119,36 @@ class SocketWriterTests(SimpleTestCase):
             await settle()
             # The backlog that overflowed is dropped, not delivered late: the close comes next.
             self.assertEqual(server.sent, [{"type": "websocket.close", "code": CLOSE_TOO_SLOW}])
+
+        self.run_with(scenario)
+
+    @override_settings(REST_LIVE_SLOW_CLOSE_SECONDS=0.05)
+    def test_a_socket_closed_as_too_slow_that_stays_open_is_cut_off(self):
+        async def scenario(server, writer):
+            server.stop_reading()
+            with self.assertLogs("rest_live", "INFO") as logs:
+                for number in range(5):
+                    await writer.send(frame(str(number) * 30))
+                deadline = asyncio.get_running_loop().time() + 5
+                while not server.transport.aborted:
+                    self.assertLess(asyncio.get_running_loop().time(), deadline)
+                    await asyncio.sleep(0.01)
+            self.assertIn("cut off a socket still open 0.05 s after", logs.output[-1])
+
+        self.run_with(scenario)
+
+    @override_settings(REST_LIVE_SLOW_CLOSE_SECONDS=0.05)
+    def test_a_socket_closed_as_too_slow_that_goes_is_not_cut_off(self):
+        async def scenario(server, writer):
+            server.stop_reading()
+            with self.assertLogs("rest_live", "INFO"):
+                for number in range(5):
+                    await writer.send(frame(str(number) * 30))
+            server.read_again()
+            await settle()
+            writer.stop()  # the client took its 4029 and left: the consumer is done
+            await asyncio.sleep(0.1)
+            self.assertFalse(server.transport.aborted)
 
         self.run_with(scenario)
 
