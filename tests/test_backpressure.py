@@ -90,6 +90,27 @@ def rss_bytes(pid: int) -> int:
     raise AssertionError(f"no VmRSS for {pid}")
 
 
+class PeakRSS:
+    """The highest RSS of process `pid`, sampled every 20 ms while `async with` lasts."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak = rss_bytes(pid)
+
+    async def __aenter__(self) -> PeakRSS:
+        self._sampling = asyncio.create_task(self._sample())
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self._sampling.cancel()
+        self.peak = max(self.peak, rss_bytes(self.pid))
+
+    async def _sample(self) -> None:
+        while True:
+            self.peak = max(self.peak, rss_bytes(self.pid))
+            await asyncio.sleep(0.02)
+
+
 async def slow_socket(app: AppServer):
     """A client that subscribes, then stops reading: a small receive buffer, and no recv().
 
@@ -132,24 +153,16 @@ def test_sockets_that_stop_reading_are_closed_with_4029_within_a_bounded_memory(
         await fast.subscribe()
         slow = [await slow_socket(app) for _ in range(SLOW_SOCKETS)]
         baseline = rss_bytes(app.process.pid)
-        peak = baseline
-
-        async def watch_memory():
-            nonlocal peak
-            while True:
-                peak = max(peak, rss_bytes(app.process.pid))
-                await asyncio.sleep(0.05)
-
-        watcher = asyncio.create_task(watch_memory())
-        stream = asyncio.create_task(asyncio.to_thread(project.manage, "shell", "-c", STREAM))
-        # The reading client gets every frame, each round in the list's order.
-        titles = []
-        while len(titles) < ROUNDS * TODOS:
-            message = await fast.receive(timeout=60)
-            titles.append(message["instance"]["title"][:4])
-        assert titles == [f"{n:04}" for n in range(TODOS)] * ROUNDS
-        await stream
-        watcher.cancel()
+        async with PeakRSS(app.process.pid) as memory:
+            stream = asyncio.create_task(asyncio.to_thread(project.manage, "shell", "-c", STREAM))
+            # The reading client gets every frame, each round in the list's order.
+            titles = []
+            while len(titles) < ROUNDS * TODOS:
+                message = await fast.receive(timeout=60)
+                titles.append(message["instance"]["title"][:4])
+            assert titles == [f"{n:04}" for n in range(TODOS)] * ROUNDS
+            await stream
+        peak = memory.peak
 
         closing = len(CLOSING_SLOW.findall(app.log()))
         assert closing == SLOW_SOCKETS, app.log()
@@ -189,21 +202,12 @@ def test_a_socket_that_never_reads_again_is_cut_off_without_waiting_for_pings(
 
     async def streamed(app: AppServer, fast: LiveSocket) -> int:
         """The server's peak RSS while the stream runs and the fast client reads all of it."""
-        peak = rss_bytes(app.process.pid)
-
-        async def watch_memory():
-            nonlocal peak
-            while True:
-                peak = max(peak, rss_bytes(app.process.pid))
-                await asyncio.sleep(0.02)
-
-        watcher = asyncio.create_task(watch_memory())
-        stream = asyncio.create_task(asyncio.to_thread(project.manage, "shell", "-c", STREAM))
-        for _ in range(ROUNDS * TODOS):
-            await fast.receive(timeout=60)
-        await stream
-        watcher.cancel()
-        return peak
+        async with PeakRSS(app.process.pid) as memory:
+            stream = asyncio.create_task(asyncio.to_thread(project.manage, "shell", "-c", STREAM))
+            for _ in range(ROUNDS * TODOS):
+                await fast.receive(timeout=60)
+            await stream
+        return memory.peak
 
     async def scenario(app: AppServer):
         fast = await LiveSocket.open(app)

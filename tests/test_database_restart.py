@@ -49,6 +49,17 @@ print(f"made {made}, failed {failed}", flush=True)
 """
 
 
+async def started_writer(project: BakedProject, code: str):
+    """`manage.py shell -c code` running in the project, once it printed "writing"."""
+    writer = await asyncio.create_subprocess_exec(
+        str(project.venv / "bin" / "python"), "manage.py", "shell", "-v", "0", "-c", code,
+        cwd=project.path, env=clean_env(project.venv, project.env),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    assert await asyncio.wait_for(writer.stdout.readline(), 60) == b"writing\n"
+    return writer
+
+
 @pytest.fixture
 def private_postgres():
     """A PostgreSQL of this test's own: restarting it disturbs no other test."""
@@ -72,13 +83,7 @@ def test_clients_converge_after_postgresql_restarts_under_writes(
     async def scenario(a, b):
         async with contextlib.AsyncExitStack() as stack:
             mirrors = [await stack.enter_async_context(Mirror(s)) for s in (a, a, a, b, b, b)]
-            writer = await asyncio.create_subprocess_exec(
-                str(baked_venv / "bin" / "python"), "manage.py", "shell", "-v", "0",
-                "-c", WRITER,
-                cwd=project.path, env=clean_env(baked_venv, env),
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-            )  # fmt: skip
-            assert await asyncio.wait_for(writer.stdout.readline(), 60) == b"writing\n"
+            writer = await started_writer(project, WRITER)
             await asyncio.sleep(1.0)  # let writes flow before the restart (not a proof)
             started = time.monotonic()
             await asyncio.to_thread(private_postgres.stop)
@@ -148,13 +153,7 @@ def test_writes_after_a_short_restart_are_delivered_within_a_second(
                     arrivals[float(message["instance"]["title"])] = time.time()
 
         receiving = asyncio.create_task(receive())
-        writer = await asyncio.create_subprocess_exec(
-            str(baked_venv / "bin" / "python"), "manage.py", "shell", "-v", "0",
-            "-c", LAG_WRITER,
-            cwd=project.path, env=clean_env(baked_venv, env),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
-        assert await asyncio.wait_for(writer.stdout.readline(), 60) == b"writing\n"
+        writer = await started_writer(project, LAG_WRITER)
         await asyncio.sleep(2.0)  # let writes flow before the restart (not a proof)
         await asyncio.to_thread(private_postgres.stop)
         await asyncio.to_thread(private_postgres.start)
