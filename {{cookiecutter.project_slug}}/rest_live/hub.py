@@ -182,9 +182,9 @@ class Hub:
                 self._has_channel.set()
             await self._layer.group_add(GROUP, self._channel)
         except Exception as error:
-            self._failed(error)
+            layer_outage.outage.failed(error)
             return
-        self._answered()
+        layer_outage.outage.answered()
         self._joined = time.monotonic()
 
     async def _leave_layer(self):
@@ -194,7 +194,7 @@ class Hub:
         try:
             await self._layer.group_discard(GROUP, self._channel)
         except Exception as error:
-            self._failed(error)
+            layer_outage.outage.failed(error)
 
     async def _rejoin(self):
         """Join the group if the layer refused, or if the membership may have expired."""
@@ -222,10 +222,10 @@ class Hub:
             try:
                 message = await self._layer.receive(self._channel)
             except Exception as error:
-                self._failed(error)
+                layer_outage.outage.failed(error)
                 await asyncio.sleep(conf.setting("CHANGE_POLL_SECONDS"))
                 continue
-            self._answered()
+            layer_outage.outage.answered()
             if message.get("type") == WAKE_MESSAGE and not self._notified:
                 # While the database notifies this process of every logged change, the
                 # layer's wake-up for the same commit would only read the log a second time.
@@ -261,12 +261,6 @@ class Hub:
         self._channel = None
         self.feed = ChangeFeed(self._handle_logged)
 
-    def _failed(self, error):
-        layer_outage.outage.failed(error)
-
-    def _answered(self):
-        layer_outage.outage.answered()
-
     async def _probe(self):
         """While the layer is down, whether it answers again: channels_redis's pub/sub layer
         reconnects by itself, and says nothing when it has."""
@@ -278,9 +272,9 @@ class Hub:
                 conf.setting("CHANGE_POLL_SECONDS"),
             )
         except Exception as error:
-            self._failed(error)
+            layer_outage.outage.failed(error)
         else:
-            self._answered()
+            layer_outage.outage.answered()
 
 
 def _label(model):

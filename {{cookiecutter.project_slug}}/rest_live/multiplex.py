@@ -87,7 +87,7 @@ def seen(visibilities, pks):
         connection = connections[using]
         limit = connection.features.max_query_params or 65535
         arrays = connection.vendor == "postgresql"
-        for chunk in _chunks(members, visibilities, len(pks), limit, arrays):
+        for chunk in _chunks(members, visibilities, len(pks), limit):
             query, params = _query(sql, [visibilities[i].params for i in chunk], pks, arrays)
             with connection.cursor() as cursor:
                 cursor.execute(query, params)
@@ -96,13 +96,11 @@ def seen(visibilities, pks):
     return found
 
 
-def _chunks(members, visibilities, keys, limit, arrays):
-    """`members` in runs whose query stays within the parameter limit and _MAX_PAIRS."""
-    per_member = 0 if arrays else 1 + len(visibilities[members[0]].params)
-    size = _MAX_PAIRS // max(keys, 1)
-    if per_member:
-        size = min((limit - keys - per_member) // per_member, size)
-    size = max(1, size)
+def _chunks(members, visibilities, keys, limit):
+    """`members` in runs whose query stays within the parameter limit and _MAX_PAIRS, as a
+    VALUES list (arrays, when they can be used, take fewer)."""
+    per_member = 1 + len(visibilities[members[0]].params)
+    size = max(1, min((limit - keys - per_member) // per_member, _MAX_PAIRS // max(keys, 1)))
     for start in range(0, len(members), size):
         yield members[start : start + size]
 

@@ -77,7 +77,8 @@ class SocketWriter:
             self._cut_off = None
 
     def _too_slow(self):
-        self._transport.closing_slowly()
+        seconds = conf.setting("SLOW_CLOSE_SECONDS")
+        self._transport.closing_slowly(seconds)
         logger.info(
             "rest_live is closing a socket that fell more than %d bytes behind (close code %d)",
             self._limit,
@@ -87,7 +88,8 @@ class SocketWriter:
         self._drop_backlog()
         self._backlog.append({"type": "websocket.close", "code": CLOSE_TOO_SLOW})
         self.closing = True
-        seconds = conf.setting("SLOW_CLOSE_SECONDS")
+        # The close may never reach the transport (it takes nothing more): then no close
+        # timeout of the server's starts, and this one ends the socket.
         self._cut_off = asyncio.get_running_loop().call_later(seconds, self._cut, seconds)
 
     def _cut(self, seconds):
@@ -174,7 +176,7 @@ class _Unknown:
     async def wait_writable(self):
         return None
 
-    def closing_slowly(self):
+    def closing_slowly(self, seconds):
         return None
 
     def abort(self):
@@ -199,14 +201,13 @@ class _AsyncioFlow:
     async def wait_writable(self):
         return None
 
-    def closing_slowly(self):
+    def closing_slowly(self, seconds):
         # As for Daphne below: websockets (Uvicorn's) gives the close frame `close_timeout`, 10 s,
         # to get through buffers that hold megabytes for this client, then drops the connection
-        # without a code. Give it as long as the ping timeout.
+        # without a code.
         close_timeout = getattr(self._protocol, "close_timeout", None)
         if isinstance(close_timeout, int | float):
-            timeout = getattr(self._protocol, "ping_timeout", None) or 30
-            self._protocol.close_timeout = max(close_timeout, timeout)
+            self._protocol.close_timeout = max(close_timeout, seconds)
 
     def abort(self):
         self._transport.abort()
@@ -235,12 +236,11 @@ class _TwistedFlow:
     async def wait_writable(self):
         await self._resumed.wait()
 
-    def closing_slowly(self):
+    def closing_slowly(self, seconds):
         # The close frame reaches the client only after everything the kernel buffered for it
-        # (megabytes): give it as long as the ping timeout to read that far and answer, where
-        # Autobahn's default of a second would drop it, and the client would see no code.
-        timeout = getattr(self._protocol, "autoPingTimeout", None) or 30
-        self._protocol.closeHandshakeTimeout = max(self._protocol.closeHandshakeTimeout, timeout)
+        # (megabytes): give it `seconds` to read that far and answer, where Autobahn's default
+        # of a second would drop it, and the client would see no code.
+        self._protocol.closeHandshakeTimeout = max(self._protocol.closeHandshakeTimeout, seconds)
 
     def abort(self):
         transport = getattr(self._protocol, "transport", None)
