@@ -96,6 +96,14 @@ class SettingsCheckTests(SimpleTestCase):
         with override_settings(REST_LIVE_SNAPSHOT_LIMIT=50):
             self.assertNotIn("rest_live.E002", [problem.id for problem in check_settings(None)])
 
+    def test_the_slow_close_time_must_be_a_number_above_0(self):
+        for value in [0, -1, "10", None, True]:
+            with override_settings(REST_LIVE_SLOW_CLOSE_SECONDS=value):
+                problems = [p for p in check_settings(None) if p.id == "rest_live.E002"]
+                self.assertIn("REST_LIVE_SLOW_CLOSE_SECONDS", problems[0].msg)
+        with override_settings(REST_LIVE_SLOW_CLOSE_SECONDS=2.5):
+            self.assertNotIn("rest_live.E002", [problem.id for problem in check_settings(None)])
+
 
 class GroupLiveTests(LiveTestCase):
     application = application
