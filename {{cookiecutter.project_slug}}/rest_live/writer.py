@@ -77,8 +77,7 @@ class SocketWriter:
             self._cut_off = None
 
     def _too_slow(self):
-        seconds = conf.setting("SLOW_CLOSE_SECONDS")
-        self._transport.closing_slowly(seconds)
+        self._transport.closing_slowly()
         logger.info(
             "rest_live is closing a socket that fell more than %d bytes behind (close code %d)",
             self._limit,
@@ -88,8 +87,10 @@ class SocketWriter:
         self._drop_backlog()
         self._backlog.append({"type": "websocket.close", "code": CLOSE_TOO_SLOW})
         self.closing = True
-        # The close may never reach the transport (it takes nothing more): then no close
-        # timeout of the server's starts, and this one ends the socket.
+        # The close may never reach the transport (it takes nothing more), and then no close
+        # timeout of the server's starts: this ends the socket. With the defaults it also comes
+        # before the close timeout set above (10 s against pings timing out at 20 or 30 s).
+        seconds = conf.setting("SLOW_CLOSE_SECONDS")
         self._cut_off = asyncio.get_running_loop().call_later(seconds, self._cut, seconds)
 
     def _cut(self, seconds):
@@ -176,7 +177,7 @@ class _Unknown:
     async def wait_writable(self):
         return None
 
-    def closing_slowly(self, seconds):
+    def closing_slowly(self):
         return None
 
     def abort(self):
@@ -201,13 +202,14 @@ class _AsyncioFlow:
     async def wait_writable(self):
         return None
 
-    def closing_slowly(self, seconds):
+    def closing_slowly(self):
         # As for Daphne below: websockets (Uvicorn's) gives the close frame `close_timeout`, 10 s,
         # to get through buffers that hold megabytes for this client, then drops the connection
-        # without a code.
+        # without a code. Give it as long as the ping timeout.
         close_timeout = getattr(self._protocol, "close_timeout", None)
         if isinstance(close_timeout, int | float):
-            self._protocol.close_timeout = max(close_timeout, seconds)
+            timeout = getattr(self._protocol, "ping_timeout", None) or 30
+            self._protocol.close_timeout = max(close_timeout, timeout)
 
     def abort(self):
         self._transport.abort()
@@ -236,11 +238,12 @@ class _TwistedFlow:
     async def wait_writable(self):
         await self._resumed.wait()
 
-    def closing_slowly(self, seconds):
+    def closing_slowly(self):
         # The close frame reaches the client only after everything the kernel buffered for it
-        # (megabytes): give it `seconds` to read that far and answer, where Autobahn's default
-        # of a second would drop it, and the client would see no code.
-        self._protocol.closeHandshakeTimeout = max(self._protocol.closeHandshakeTimeout, seconds)
+        # (megabytes): give it as long as the ping timeout to read that far and answer, where
+        # Autobahn's default of a second would drop it, and the client would see no code.
+        timeout = getattr(self._protocol, "autoPingTimeout", None) or 30
+        self._protocol.closeHandshakeTimeout = max(self._protocol.closeHandshakeTimeout, timeout)
 
     def abort(self):
         transport = getattr(self._protocol, "transport", None)
