@@ -186,6 +186,11 @@ class AppServer:
             return []
         return [line for line in log.splitlines() if text in line]
 
+    def get_json(self, path: str):
+        """What the server answers a GET of `path` (an anonymous REST read)."""
+        with urllib.request.urlopen(self.http_url + path, timeout=10) as response:
+            return json.loads(response.read())
+
     def wait_for_log(self, text: str, timeout: float = 10.0) -> None:
         """Until the log shows `text`; fails with the log after `timeout` seconds."""
         deadline = time.monotonic() + timeout

@@ -5,7 +5,8 @@ Sockets that stop reading under a stream of broadcasts are closed with 4029 once
 that bound and a reading client beside them gets every frame in order, and are cut off
 `REST_LIVE_SLOW_CLOSE_SECONDS` later if they still read nothing; sockets over
 `REST_LIVE_MAX_CONNECTIONS` are closed with 4013 (lowered to 10 by a settings module added to a
-private bake, so the test reaches it with a few sockets).
+private bake, so the test reaches it with a few sockets), and so is an anonymous client that asks
+for more than its budget of work (`REST_LIVE_EVALUATIONS_PER_SECOND`, as shipped).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.appserver import PRODUCTION_ENV, AppServer, LiveSocket, served
+from tests.appserver import PRODUCTION_ENV, AppServer, LiveSocket, create_over_rest, served
 from tests.baking import BakedProject
 from tests.combos import BY_NAME
 
@@ -35,7 +36,8 @@ import os
 
 from config.settings import *  # noqa: F403
 
-REST_LIVE_MAX_CONNECTIONS = {MAX_CONNECTIONS}
+REST_LIVE_MAX_CONNECTIONS = int(os.environ.get("MAX_CONNECTIONS", "{MAX_CONNECTIONS}"))
+REST_LIVE_EVALUATIONS_PER_SECOND = float(os.environ.get("EVALUATIONS_PER_SECOND", "100"))
 # Sockets closed as too slow are cut off after this (10 s shipped): long enough here for the
 # slow sockets to read their 4029, unless a test asks for less.
 REST_LIVE_SLOW_CLOSE_SECONDS = float(os.environ.get("SLOW_CLOSE_SECONDS", "120"))
@@ -50,8 +52,11 @@ ROUNDS = 20
 SLOW_SOCKETS = 5
 
 SEED = f"""
+from django.contrib.auth.models import User
+from rest_framework.authtoken.models import Token
 from todos.models import Todo
 Todo.objects.bulk_create(Todo(title=f"{{n:04}} " + "x" * 190) for n in range({TODOS}))
+print(Token.objects.create(user=User.objects.create_user("writer")).key)
 """
 STREAM = f"""
 import time
@@ -79,7 +84,7 @@ def limited_project(bake, baked_venv, tmp_path_factory):
     }
     project = BakedProject(path=path, combo=combo, venv=baked_venv, env=env)
     project.manage("migrate", "--noinput")
-    project.manage("shell", "-c", SEED)
+    project.token = project.manage("shell", "-c", SEED).stdout.strip().splitlines()[-1]
     return project
 
 
@@ -356,3 +361,62 @@ def test_a_socket_dropped_at_its_ping_timeout_costs_no_exception(server, limited
     options = QUICK_PINGS[server]
     with served(project.path, project.venv, project.env, server, tmp_path, options=options) as app:
         asyncio.run(scenario(app))
+
+
+HOSTILE_ADDRESS = "127.0.0.2"  # another client, as the server sees it: all of 127/8 is loopback
+OVER_BUDGET = "over its client's budget of evaluations"
+
+
+@pytest.mark.parametrize("server", ["daphne", "uvicorn"])
+def test_an_anonymous_client_over_its_budget_is_closed_and_kept_out_others_are_served(
+    server, limited_project, tmp_path
+):
+    """With 2 evaluations a second (20 at once), an anonymous client that holds 15 distinct
+    subscriptions overdraws at the first write (15 more), is closed with 4013 at the second
+    (through Daphne too), and its next socket is closed at once: it owes 10 seconds. An
+    anonymous client from another address follows every write meanwhile, and its state ends
+    equal to REST."""
+    project = limited_project
+    env = {**project.env, "MAX_CONNECTIONS": "100", "EVALUATIONS_PER_SECOND": "2"}
+
+    async def scenario(app: AppServer):
+        victim = await LiveSocket.open(app)
+        await victim.send(
+            {"type": "subscribe", "id": 1, "model": "todos.Todo", "action": "list",
+             "query_params": {"search": "victim"}, "snapshot": True}
+        )  # fmt: skip
+        state = {row["id"]: row for row in (await victim.receive(timeout=10))["instances"]}
+        hostile = await connect(
+            app.ws_url + "/ws/subscribe/", origin=app.http_url, local_addr=(HOSTILE_ADDRESS, 0)
+        )
+        for k in range(15):
+            await hostile.send(
+                json.dumps({"type": "subscribe", "id": k, "model": "todos.Todo",
+                            "action": "list", "ack": k == 14,
+                            "query_params": {"search": f"nothing {k}"}})
+            )  # fmt: skip
+        assert json.loads(await asyncio.wait_for(hostile.recv(), 10))["type"] == "subscribed"
+        for n in range(3):
+            title = f"victim {n}"
+            await asyncio.to_thread(create_over_rest, app, project.token, title)
+            frame = await victim.receive(timeout=10)
+            assert (frame["action"], frame["instance"]["title"]) == ("CREATED", title), frame
+            state[frame["instance"]["id"]] = frame["instance"]
+            if n == 1:
+                assert await read_until_closed(hostile, 10) == 4013
+                again = await connect(
+                    app.ws_url + "/ws/subscribe/",
+                    origin=app.http_url,
+                    local_addr=(HOSTILE_ADDRESS, 0),
+                )
+                assert await read_until_closed(again, 10) == 4013
+        rest = await asyncio.to_thread(app.get_json, "/api/todos/?search=victim")
+        assert sorted(state.values(), key=lambda row: row["id"]) == sorted(
+            rest, key=lambda row: row["id"]
+        )
+        await victim.assert_silent(0.2)
+        await victim.close()
+
+    with served(project.path, project.venv, env, server, tmp_path) as app:
+        asyncio.run(scenario(app))
+        assert len(app.lines_with(OVER_BUDGET)) == 1, app.log()

@@ -13,11 +13,13 @@
 | REST_LIVE_SLOW_CLOSE_SECONDS | 10.0 | a socket closed with 4029 but open this long is cut off |
 | REST_LIVE_MAX_CONNECTIONS | 5000 | sockets one server process holds; more are closed with 4013 |
 | REST_LIVE_MAX_CONNECTIONS_PER_USER | None | sockets one signed-in user holds in one process |
+| REST_LIVE_EVALUATIONS_PER_SECOND | 100 | one client's evaluations (budget.py); past it, 4013 |
+| REST_LIVE_SNAPSHOT_ROWS_PER_SECOND | 2000 | objects one client's snapshots render; past it, 4013 |
 | REST_LIVE_NOTIFY | True | PostgreSQL: captured writes send NOTIFY, and servers read them at once |
 
-Each is a whole number of at least 1, but the rate and the two durations, numbers above 0, and
-NOTIFY, True or False; the two rate settings and the connection limits may also be None, for no
-limit. NOTIFY takes a lock at commit that every notifying transaction waits for: measured with 8
+Each is a whole number of at least 1, but the rates and the two durations, numbers above 0, and
+NOTIFY, True or False; the rates and the connection limits may also be None, for no limit.
+NOTIFY takes a lock at commit that every notifying transaction waits for: measured with 8
 writers of one-row updates, 4,600-6,700 commits/s with it, 8,700-8,900 without. Turned off (then
 run `migrate`), a write that Django did not make waits for the poll.
 
@@ -39,6 +41,8 @@ DEFAULTS = {
     "SLOW_CLOSE_SECONDS": 10.0,
     "MAX_CONNECTIONS": 5000,
     "MAX_CONNECTIONS_PER_USER": None,
+    "EVALUATIONS_PER_SECOND": 100,
+    "SNAPSHOT_ROWS_PER_SECOND": 2000,
     "NOTIFY": True,
 }
 # None turns these limits off.
@@ -47,8 +51,16 @@ OPTIONAL = {
     "MESSAGES_PER_SECOND",
     "MAX_CONNECTIONS",
     "MAX_CONNECTIONS_PER_USER",
+    "EVALUATIONS_PER_SECOND",
+    "SNAPSHOT_ROWS_PER_SECOND",
 }
-FRACTIONAL = {"MESSAGES_PER_SECOND", "CHANGE_POLL_SECONDS", "SLOW_CLOSE_SECONDS"}
+FRACTIONAL = {
+    "MESSAGES_PER_SECOND",
+    "CHANGE_POLL_SECONDS",
+    "SLOW_CLOSE_SECONDS",
+    "EVALUATIONS_PER_SECOND",
+    "SNAPSHOT_ROWS_PER_SECOND",
+}
 BOOLEAN = {"NOTIFY"}
 
 

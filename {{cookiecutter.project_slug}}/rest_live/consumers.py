@@ -12,7 +12,7 @@ from django.db import DatabaseError
 from django.http import Http404
 from rest_framework import exceptions
 
-from rest_live import capacity, conf, metrics, protocol, subscriptions
+from rest_live import budget, capacity, conf, metrics, protocol, subscriptions
 from rest_live.hub import hub
 from rest_live.limits import MessageRate
 from rest_live.protocol import ProtocolError, Subscribe
@@ -85,10 +85,18 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
 
     def begin_change(self, change):
         """Start evaluating `change` for this socket's subscriptions, so that all of them, on
-        every socket, are under way before any is awaited."""
-        for held in self._subscriptions.values():
-            if held.source == change.model and change.concerns(held.live.subscriber.view_class):
-                held.live.begin(change.position, change.pks)
+        every socket, are under way before any is awaited. Each evaluation is charged to the
+        client's budget, split between the sockets that share it."""
+        concerned = [
+            held.live
+            for held in self._subscriptions.values()
+            if held.source == change.model and change.concerns(held.live.subscriber.view_class)
+        ]
+        if not concerned or self._over_budget("evaluations"):
+            return
+        for live in concerned:
+            live.begin(change.position, change.pks)
+        self._budget.evaluations.spend(sum(1 / max(1, live.holders) for live in concerned))
 
     async def take_change(self, change):
         """Handle the change now, or, if the socket is busy, after what it is doing, without
@@ -117,6 +125,9 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
         self._subscriptions = {}  # client's id -> Held
         self._watching = Counter()  # model -> subscriptions on this socket to it
         self._rate = MessageRate(conf.setting("MESSAGE_BURST"), conf.setting("MESSAGES_PER_SECOND"))
+        self._budget = budget.open_for(self.scope)
+        self._budget_closed = False
+        self._shedding = False  # closing for the budget: nothing more is done for it
         user = self.scope.get("user")
         self._admitted = capacity.admit(user)
         offered = self.scope.get("subprotocols") or ()
@@ -128,6 +139,9 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
             await self.close(code=protocol.CLOSE_AT_CAPACITY)
         elif not self.router.public and not (user and user.is_authenticated):
             await self.close(code=protocol.CLOSE_UNAUTHENTICATED)
+        elif not self._budget.admits():
+            activity.debug("%s: refused, its client is over budget", self._name())
+            await self.close(code=protocol.CLOSE_AT_CAPACITY, reason=_OVER_BUDGET)
 
     async def disconnect(self, code):
         if getattr(self, "_open", False):
@@ -139,10 +153,13 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
         if getattr(self, "_admitted", None) is not None:
             capacity.release(self._admitted)
             self._admitted = None
+        if getattr(self, "_budget", None) is not None and not self._budget_closed:
+            budget.close(self._budget)
+            self._budget_closed = True
 
     async def websocket_receive(self, message):
         """Enforce the socket's limits before a frame is read; over them, the socket is closed."""
-        if self._writer.closing:
+        if self._writer.closing or self._shedding:
             return  # frames that were on their way when we closed
         if _too_big(message, conf.setting("MAX_FRAME_BYTES")):
             await self.close(code=protocol.CLOSE_TOO_BIG)
@@ -199,6 +216,10 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
                 f"{' or '.join(map(repr, actions))}.",
                 request.id,
             )
+        if self._over_budget("evaluations") or (
+            request.snapshot and self._over_budget("snapshot_rows")
+        ):
+            return
         # Watch first: changes committed from here on reach this socket, and it handles them only
         # after this subscription is set up, so none falls between reading state and listening.
         try:
@@ -242,7 +263,7 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
 
     async def _apply_change(self, change):
         """A committed change (changes.Change): send each subscription what it means to it."""
-        if self._writer.closing:
+        if self._writer.closing or self._shedding:
             return
         for request_id, held in list(self._subscriptions.items()):
             if held.source != change.model or not change.concerns(held.live.subscriber.view_class):
@@ -272,6 +293,29 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
                 frame = protocol.broadcast_frame(request_id, held.label, action, instance)
                 await self.send(frame)
 
+    def _over_budget(self, allowance):
+        """Whether this socket is closing for its client's budget: it starts to, if the
+        client's `allowance` ("evaluations" or "snapshot_rows") is overdrawn."""
+        if not self._shedding and getattr(self._budget, allowance).overdrawn():
+            self._shedding = True
+            logger.info(
+                "rest_live is closing %s, over its client's budget of %s (close code %d)",
+                self._name(),
+                allowance.replace("_", " "),
+                protocol.CLOSE_AT_CAPACITY,
+            )
+            asyncio.ensure_future(self._shed())
+        return self._shedding
+
+    async def _shed(self):
+        """Let go of every subscription at once, so none costs anything more, then close."""
+        try:
+            for request_id in list(self._subscriptions):
+                await self._drop(request_id)
+            await self.close(code=protocol.CLOSE_AT_CAPACITY, reason=_OVER_BUDGET)
+        except Exception:
+            logger.exception("rest_live could not close a socket over its budget")
+
     async def _reset(self, label):
         for request_id, held in list(self._subscriptions.items()):
             if held.source == label and not self._writer.closing:
@@ -280,12 +324,22 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
 
     async def _start(self, subscriber, request):
         """(LiveSubscription, Snapshot or None) for an authorized subscriber."""
-        await self._refuse_unless_authorized(subscriber, request.id)
+        try:
+            await self._refuse_unless_authorized(subscriber, request.id)
+        except ProtocolError:
+            self._budget.evaluations.spend(1)  # a refusal costs a check, of the client's asking
+            raise
         try:
             if request.snapshot:
                 limit = conf.setting("SNAPSHOT_LIMIT")
-                return await subscriptions.acquire_with_snapshot(subscriber, limit)
-            return await subscriptions.acquire_started(subscriber), None
+                live, snapshot = await subscriptions.acquire_with_snapshot(subscriber, limit)
+                self._budget.snapshot_rows.spend(min(len(snapshot.visible), limit))
+            else:
+                live, snapshot = await subscriptions.acquire_started(subscriber), None
+            # Starting a subscription is an evaluation, shared like the later ones: the first
+            # socket's reads what is visible, and the rest find it done.
+            self._budget.evaluations.spend(1 / live.holders)
+            return live, snapshot
         except Exception as error:
             _log_failure("start a subscription to", subscriber.key(), error)
             raise ProtocolError(
@@ -309,7 +363,9 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
             ) from None
 
     async def _drop(self, request_id):
-        held = self._subscriptions.pop(request_id)
+        held = self._subscriptions.pop(request_id, None)
+        if held is None:
+            return  # dropped already, by a close for the budget
         metrics.SUBSCRIPTIONS.dec()
         subscriptions.release(held.live)
         await self._unwatch(held.model)
@@ -339,6 +395,9 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
         if not self._watching[model]:
             del self._watching[model]
             await hub().leave(model, self)
+
+
+_OVER_BUDGET = "This client asked for more work than its budget allows; reconnect later."
 
 
 def _log_failure(doing, key, error):

@@ -17,7 +17,9 @@ CLOSE_INVALID_TOKEN = 4001  # a token that is unknown or whose user is inactive:
 CLOSE_UNAUTHENTICATED = 4003  # no user on a RealtimeRouter(public=False): stop
 CLOSE_TOO_FAST = 4008  # over REST_LIVE_MESSAGE_BURST / _PER_SECOND: reconnect, later
 CLOSE_TOO_BIG = 4009  # a frame over REST_LIVE_MAX_FRAME_BYTES: stop, it would be sent again
-CLOSE_AT_CAPACITY = 4013  # the process holds REST_LIVE_MAX_CONNECTIONS: reconnect, much later
+# The process holds REST_LIVE_MAX_CONNECTIONS, or the client is over its budget (budget.py):
+# reconnect, much later.
+CLOSE_AT_CAPACITY = 4013
 CLOSE_TOO_SLOW = 4029  # fell REST_LIVE_MAX_PENDING_BYTES behind: reconnect, re-sync
 
 

@@ -121,7 +121,7 @@ class LiveTestCase(TransactionTestCase):
     async def assertClosed(self, socket, code):
         """The server closes the socket with `code`."""
         message = await socket.receive_output(timeout=self.timeout)
-        self.assertEqual(message, {"type": "websocket.close", "code": code})
+        self.assertEqual((message["type"], message.get("code")), ("websocket.close", code), message)
 
     async def assertNothing(self, socket, timeout=0.2):
         """Nothing arrives within `timeout`, and the consumer is still alive."""

@@ -43,8 +43,9 @@ export const FINAL_CLOSE_CODES = new Map([
   [4003, "Sign in to connect."],
   [4009, "A frame was over the server's size limit."],
 ]);
-// The server holds as many sockets as it may: come back, but not soon (the delay of the fifth
-// attempt in a row, 7.5 to 15 s with the default delays).
+// The server holds as many sockets as it may, or this client asked it for more work than its
+// budget allows: come back, but not soon (the delay of the fifth attempt in a row, 7.5 to 15 s
+// with the default delays).
 export const CLOSE_AT_CAPACITY = 4013;
 const AT_CAPACITY_ATTEMPTS = 5;
 
@@ -160,7 +161,7 @@ export class LiveClient {
       }
       if (event.code === CLOSE_AT_CAPACITY) {
         this.#attempts = Math.max(this.#attempts, AT_CAPACITY_ATTEMPTS);
-        const message = "The server is full.";
+        const message = event.reason || "The server is full.";
         this.#emit("error", { id: null, code: event.code, message, retrying: true });
       }
       // Whatever was sent on the lost connection needs the whole state again (after 4029, too
