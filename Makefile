@@ -25,7 +25,8 @@ test: $(VENV_STAMP)
 # the capture latency (a write's commit to its frame, per write path, on PostgreSQL and SQLite),
 # then sustained throughput (the highest write rate 200 subscribers keep up with, live and floor),
 # then capacity (memory per socket, churn, slow sockets beside fast ones; its figure shows
-# throughput's too), on Daphne and Uvicorn.
+# throughput's too), then hostile clients (what one client's work costs 100 others, with the
+# per-client budget and without), on Daphne and Uvicorn.
 bench: $(VENV_STAMP)
 	$(VENV)/bin/python -m pip install --disable-pip-version-check --quiet -r benchmarks/requirements.txt
 	$(VENV)/bin/python benchmarks/fanout.py $(BENCH_ARGS)
@@ -34,6 +35,7 @@ bench: $(VENV_STAMP)
 	$(VENV)/bin/python benchmarks/capture_latency.py
 	$(VENV)/bin/python benchmarks/throughput.py --no-plot
 	$(VENV)/bin/python benchmarks/capacity.py
+	$(VENV)/bin/python benchmarks/hostile.py
 
 lint: $(VENV_STAMP)
 	$(VENV)/bin/ruff check tests hooks benchmarks

@@ -5,7 +5,8 @@ finishes has delivered every write to every socket, live and floor alike. The th
 benchmark reports, per run, whether every socket got one frame per write and the last write. The
 write cost benchmark counts, per way of writing, the change log rows and wake-ups each write made;
 the capture latency benchmark, the writes whose frames never came. The distinct-subscription
-benchmark checks every socket's frames against the writes it can see.
+benchmark checks every socket's frames against the writes it can see; the hostile-client one,
+that every victim's state ends equal to REST whatever the attack did.
 """
 
 from __future__ import annotations
@@ -140,3 +141,37 @@ def test_the_capture_latency_benchmark_delivers_every_write(tmp_path, baked_venv
     for row in rows.values():
         assert row["writes"] == 2 and row["lost"] == 0, (row, result.stdout)
     assert report["server_log_errors"] == {"postgresql": [], "sqlite": []}, report
+
+
+def test_the_hostile_benchmark_keeps_every_victim_whole(tmp_path, baked_venv):
+    require_services()
+    out = tmp_path / "results"
+    result = baking.run_command(
+        [sys.executable, "benchmarks/hostile.py", "--server", "uvicorn", "--config", "bounds",
+         "--writes", "4", "--victims", "10", "--out", str(out), "--no-plot",
+         "--venv", str(baked_venv)],
+        cwd=TEMPLATE_DIR, env=baking.clean_env(), timeout=540,
+    )  # fmt: skip
+    report = json.loads((out / "hostile.json").read_text())
+    rows = report["results"]
+    assert {(row["server"], row["config"], row["scenario"]) for row in rows} == {
+        ("uvicorn", "bounds", scenario)
+        for scenario in ("none", "distinct", "snapshots", "connects")
+    }, result.stdout
+    for row in rows:
+        # Every write reached every victim, each victim's state is what REST shows, and no
+        # victim was closed, whatever the attack did.
+        assert row["writes"] == 4 and row["victims"] == 10, row
+        assert row["lost_pairs"] == row["lost_writes"] == 0, (row, result.stdout)
+        assert row["state_ok"] and row["victims_agreeing"] == 10, row
+        assert row["victims_closed"] == {}, row
+        assert row["p50"] is not None and row["p99"] is not None, row
+        if row["scenario"] != "none":
+            # The attack came from an address of its own, and did what it does.
+            assert row["attack"]["connects"] > 0, row
+            assert row["attack"]["local_addresses"] != ["127.0.0.1"], row
+        if row["scenario"] in ("distinct", "snapshots"):
+            # The per-client budget closed the attack's sockets, not the victims'.
+            assert row["attack"]["closes"].get("4013", 0) > 0, row
+    problems = report["server_log_problems"]
+    assert problems == {"uvicorn bounds": []}, problems
