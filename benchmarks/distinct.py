@@ -24,8 +24,10 @@ tick, for two windows of 0.15 s in a row), so a write's latency and cost are its
 the rest of the previous write's evaluations, which go on after its one subscriber got the frame.
 With `--gap S` the writes are a stream instead: each follows S seconds after the last one reached
 its sockets, whatever the server is still doing, so a write can meet the previous one's leftover
-work or a garbage collection, as writes do in production. The targets of the writes are spread over the sockets in the order their subscriptions were
-acknowledged, from the first to the last. Per row:
+work or a garbage collection, as writes do in production. The targets of the writes are spread
+over the sockets in the order their subscriptions were acknowledged, from the first to the last.
+The client freezes its sockets' objects once they are open, so that its own full collections
+(which `--gc-log` counts, with the server's) do not pass for the server's latency. Per row:
 
 - server CPU per write: the server process's user + system time (/proc/<pid>/stat, in clock
   ticks of 10 ms) from the quiet server before the first write to the quiet server after the
@@ -50,6 +52,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import atexit
+import gc
 import json
 import os
 import shutil
@@ -88,6 +91,18 @@ SETUP_DEADLINE = 120.0  # for a socket to connect and have its subscription ackn
 QUIET_DEADLINE = 120.0  # for the server to finish what the writes gave it
 QUIET_WINDOW = 0.15  # seconds; the CPU time must stand still (<= one tick) for two of them
 TICKS = os.sysconf("SC_CLK_TCK")
+CLIENT_GCS = []  # [monotonic start, seconds] of this process's own full collections
+
+
+def _log_full_collections(phase, info, started=[0.0]):  # noqa: B006 (kept between calls)
+    if info["generation"] == 2:
+        if phase == "start":
+            started[0] = time.monotonic()
+        else:
+            CLIENT_GCS.append([started[0], time.monotonic() - started[0]])
+
+
+gc.callbacks.append(_log_full_collections)
 
 
 @dataclass(frozen=True)
@@ -212,6 +227,7 @@ class Clients:
         self.frames = [[] for _ in sockets]  # per socket: (todo pk, seq) of each broadcast
         self.expected = {}  # seq -> (todo pk, indices of the sockets that see it)
         self.pending, self.target = set(), None
+        self.windows = []  # (monotonic start, end) of each timed write that arrived
         self.done, self.finished_at = asyncio.Event(), 0.0
         self.barriers = [asyncio.Event() for _ in sockets]
         self.closed = {}  # socket index -> close code, for sockets the server closed
@@ -293,6 +309,7 @@ class Clients:
             return None
         finally:
             self.target = None
+        self.windows.append((started, self.finished_at))
         return self.finished_at - started
 
     async def barrier(self) -> int:
@@ -350,6 +367,12 @@ async def run_row(server, pid, writer, postgres, shape, fixtures, writes, seq, g
     opened = time.monotonic()
     clients = await Clients.open(server, shape, fixtures)
     setup_s = time.monotonic() - opened
+    # The N sockets' objects, here in the client, live as long as the row: frozen, this
+    # process's own full collections (a second at 10,000 sockets) leave them out, so that they
+    # do not hold up the reading of frames and show as the server's latency.
+    gc.collect()
+    gc.freeze()
+    CLIENT_GCS.clear()
     everyone = range(n)
     try:
 
@@ -398,6 +421,7 @@ async def run_row(server, pid, writer, postgres, shape, fixtures, writes, seq, g
             "unanswered_barriers": unanswered,
             **clients.check(),
         }
+        row.update(collections_met(clients.windows, server, CLIENT_GCS))
         if delivered:
             row["p50"], row["p95"], row["p99"] = summarize(delivered)
         else:
@@ -405,6 +429,33 @@ async def run_row(server, pid, writer, postgres, shape, fixtures, writes, seq, g
         return row
     finally:
         await clients.close()
+        gc.unfreeze()
+
+
+def collections_met(windows, server, client_gcs) -> dict:
+    """The full collections, of the server (with --gc-log) and of this client, during the timed
+    writes, and how many writes one of them overlapped."""
+    text = server.log_path.read_text(errors="replace") if server.log_path.exists() else ""
+    server_gcs = [
+        [float(start), float(took)]
+        for start, took in (
+            line.split()[1:3] for line in text.splitlines() if line.startswith("bench-gc ")
+        )
+    ]
+    if windows:
+        first, last = windows[0][0], windows[-1][1]
+        server_gcs = [g for g in server_gcs if first <= g[0] + g[1] and g[0] <= last]
+        client_gcs = [g for g in client_gcs if first <= g[0] + g[1] and g[0] <= last]
+
+    def met(gcs):
+        return sum(any(s <= g[0] + g[1] and g[0] <= e for g in gcs) for s, e in windows)
+
+    return {
+        "server_full_gcs": server_gcs,
+        "client_full_gcs": client_gcs,
+        "writes_meeting_server_gc": met(server_gcs),
+        "writes_meeting_client_gc": met(client_gcs),
+    }
 
 
 def log_problems(server) -> list[str]:
@@ -420,6 +471,7 @@ async def bench(args, project, postgres, fixtures, workdir):
         server_env = {
             **project.env,
             "DATABASE_URL": project.env["DATABASE_URL"] + f"?application_name={APPLICATION}",
+            **({"BENCH_GC_LOG": "1"} if args.gc_log else {}),
         }
         server = AppServer(
             project.path,
@@ -454,7 +506,8 @@ async def bench(args, project, postgres, fixtures, workdir):
 
 HEADER = (
     f"{'shape':6} {'server':7} {'N':>5} {'CPU ms/write':>12} {'queries/write':>13} "
-    f"{'p50 ms':>8} {'p95':>8} {'p99':>8} {'lost':>4} {'wrong':>5} {'missing':>7}"
+    f"{'p50 ms':>8} {'p95':>8} {'p99':>8} {'lost':>4} {'wrong':>5} {'missing':>7} "
+    f"{'met gc s/c':>10}"
 )
 
 
@@ -465,7 +518,8 @@ def format_row(row):
     return (
         f"{row['shape']:6} {row['server']:7} {row['n']:>5} {row['cpu_ms_per_write']:>12.1f} "
         f"{row['queries_per_write']:>13.2f} {ms('p50')} {ms('p95')} {ms('p99')} "
-        f"{row['lost_writes']:>4} {row['wrong_frames']:>5} {row['missing_frames']:>7}"
+        f"{row['lost_writes']:>4} {row['wrong_frames']:>5} {row['missing_frames']:>7} "
+        f"{row['writes_meeting_server_gc']:>5}/{row['writes_meeting_client_gc']:<4}"
     )
 
 
@@ -548,6 +602,11 @@ def main(argv=None):
     parser.add_argument("--shape", nargs="+", choices=SHAPES, default=list(SHAPES))
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--no-plot", action="store_true", help="write the JSON only")
+    parser.add_argument(
+        "--gc-log",
+        action="store_true",
+        help="have the server log its full collections, and count the writes they overlapped",
+    )
     parser.add_argument("--venv", type=Path, help="a virtualenv with the bake's requirements")
     args = parser.parse_args(argv)
 
