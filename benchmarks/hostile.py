@@ -87,7 +87,7 @@ from websockets.exceptions import ConnectionClosed  # noqa: E402
 
 from benchmarks import bench_project  # noqa: E402
 from benchmarks.capacity import serving_pid  # noqa: E402
-from benchmarks.distinct import TICKS, cpu_ticks, log_problems, quiet  # noqa: E402
+from benchmarks.distinct import TICKS, Writer, cpu_ticks, log_problems, quiet  # noqa: E402
 from benchmarks.fanout import summarize  # noqa: E402
 from tests import baking  # noqa: E402
 from tests.appserver import AppServer  # noqa: E402
@@ -597,29 +597,6 @@ async def run_scenario(server, pid, writer, victim_pks, scenario, args, seq):
             with contextlib.suppress(Exception):
                 await attacker.stop()
         await victims.close()
-
-
-class Writer:
-    """bench_distinct_writer.py: saves todo PK with TITLE on request, says when it started."""
-
-    def __init__(self, process):
-        self.process = process
-
-    @classmethod
-    async def start(cls, project):
-        process = await bench_project.start_script(project, "bench_distinct_writer.py")
-        line = await asyncio.wait_for(process.stdout.readline(), 120)
-        assert line.strip() == b"ready", line
-        return cls(process)
-
-    async def write(self, pk: int, title: str) -> float:
-        self.process.stdin.write(f"{pk} {title}\n".encode())
-        await self.process.stdin.drain()
-        return json.loads(await asyncio.wait_for(self.process.stdout.readline(), 60))
-
-    async def stop(self):
-        self.process.stdin.close()
-        await asyncio.wait_for(self.process.wait(), 60)
 
 
 async def bench(args, project, victim_pks, workdir):
