@@ -103,12 +103,29 @@ class OriginTests(LiveTestCase):
     """Cross-site websocket hijacking: a page elsewhere must not open a socket with our cookie."""
 
     async def handshake(self, origin):
+        """Whether the handshake is accepted; `origin` None sends no Origin header."""
         application = AllowedOriginsValidator(AuthMiddlewareStack(routes))
-        socket = APICommunicator(application, "/ws/", headers=[(b"origin", origin.encode())])
+        socket = APICommunicator(
+            application, "/ws/", headers=[(b"origin", (origin or "").encode())]
+        )
+        if origin is None:
+            socket.scope["headers"] = [h for h in socket.scope["headers"] if h[0] != b"origin"]
         connected, _ = await socket.connect()
         if connected:
             await socket.disconnect()
         return connected
+
+    async def test_each_refusal_is_logged_with_its_reason(self):
+        # The client only sees a 403 (a browser, 1006): the server's log says why.
+        with self.assertLogs("rest_live.origins", "INFO") as logged:
+            self.assertFalse(await self.handshake("https://evil.example"))
+            self.assertFalse(await self.handshake(None))
+        foreign, missing = logged.output
+        self.assertIn(
+            "from Origin https://evil.example without a token: not in ALLOWED_HOSTS", foreign
+        )
+        self.assertIn("without an Origin header or a token", missing)
+        self.assertIn("must send a token", missing)
 
     async def test_a_foreign_origin_is_refused(self):
         self.assertTrue(await self.handshake("http://testserver"))
