@@ -26,17 +26,25 @@ _by_loop = weakref.WeakKeyDictionary()  # event loop -> {client: Budget}
 
 class Budget:
     def __init__(self):
-        self.evaluations = Allowance(conf.setting("EVALUATIONS_PER_SECOND"), BURST_SECONDS)
-        self.snapshot_rows = Allowance(conf.setting("SNAPSHOT_ROWS_PER_SECOND"), BURST_SECONDS)
+        self.evaluations = _allowance(conf.setting("EVALUATIONS_PER_SECOND"))
+        self.snapshot_rows = _allowance(conf.setting("SNAPSHOT_ROWS_PER_SECOND"))
         self.sockets = 0
 
     def admits(self):
         """Whether a new socket of this client is let in: each allowance holds a second's worth,
         so that one closed for overdrawing is not let in only to be closed again at once."""
-        return self.evaluations.holds(1) and self.snapshot_rows.holds(1)
+        return all(
+            allowance.holds(allowance.per_second)
+            for allowance in (self.evaluations, self.snapshot_rows)
+            if allowance.per_second is not None
+        )
 
     def paid_up(self):
         return self.evaluations.full() and self.snapshot_rows.full()
+
+
+def _allowance(per_second):
+    return Allowance(per_second, None if per_second is None else per_second * BURST_SECONDS)
 
 
 def client(scope):

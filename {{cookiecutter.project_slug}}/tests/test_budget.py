@@ -27,7 +27,7 @@ class Clock:
 class AllowanceTests(SimpleTestCase):
     def test_work_is_charged_after_it_is_done_so_the_balance_can_fall_below_zero(self):
         clock = Clock()
-        allowance = Allowance(2, 10, clock)  # 2 a second, 20 at once
+        allowance = Allowance(2, 20, clock)  # 2 a second, 20 at once
         self.assertTrue(allowance.spend(20))
         self.assertFalse(allowance.overdrawn())
         self.assertFalse(allowance.spend(5))  # one piece of work larger than what was left
@@ -36,16 +36,16 @@ class AllowanceTests(SimpleTestCase):
         self.assertTrue(allowance.overdrawn())
         clock.now = 2.5
         self.assertFalse(allowance.overdrawn())
-        self.assertFalse(allowance.holds(1))  # a new socket waits for a second's worth
+        self.assertFalse(allowance.holds(2))  # a new socket waits for a second's worth
         clock.now = 3.5
-        self.assertTrue(allowance.holds(1))
+        self.assertTrue(allowance.holds(2))
         self.assertFalse(allowance.full())
         clock.now = 1000.0
         self.assertTrue(allowance.full())
         self.assertTrue(allowance.spend(20))  # never more than 10 seconds' worth at once
 
     def test_none_is_no_limit(self):
-        allowance = Allowance(None, 10)
+        allowance = Allowance(None, 20)
         self.assertTrue(allowance.spend(10**9))
         self.assertFalse(allowance.overdrawn())
         self.assertTrue(allowance.full())
