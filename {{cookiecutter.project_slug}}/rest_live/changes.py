@@ -27,11 +27,16 @@ class Change:
     views: frozenset | None = None
     # Every row may have changed (PostgreSQL's TRUNCATE): subscribers re-sync.
     truncated: bool = False
+    # The feed's `through` once this change is handed out: the position clients are sent
+    # (positions.py). None for a change the log does not hold.
+    through: int | None = field(default=None, compare=False)
 
     def about(self, model, pks, views):
         """This change as it concerns `model`'s rows `pks`, shown by `views`, which show the
         changed rows. Its rows were not inserted by it, whatever happened to the rows it shows."""
-        return Change(model, tuple(pks), self.position, views=frozenset(views))
+        return Change(
+            model, tuple(pks), self.position, views=frozenset(views), through=self.through
+        )
 
     def concerns(self, view):
         return self.views is None or view in self.views

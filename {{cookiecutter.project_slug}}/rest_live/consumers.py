@@ -12,11 +12,13 @@ from django.db import DatabaseError
 from django.http import Http404
 from rest_framework import exceptions
 
-from rest_live import budget, capacity, conf, metrics, protocol, subscriptions
+from rest_live import budget, capacity, conf, metrics, positions, protocol, subscriptions
 from rest_live.hub import hub
 from rest_live.limits import MessageRate
-from rest_live.protocol import ProtocolError, Subscribe
+from rest_live.positions import Unresumable
+from rest_live.protocol import Hello, ProtocolError, Subscribe
 from rest_live.subscriber import LoginChanged, Subscriber
+from rest_live.subscriptions import CatchUp
 from rest_live.writer import SocketWriter
 
 logger = logging.getLogger(__name__)
@@ -31,7 +33,7 @@ class Held(NamedTuple):
     live: subscriptions.LiveSubscription
     model: type
     after: int  # outcomes of evaluations up to this one are older than its snapshot
-    snapshot: bool  # it started from a snapshot, so the socket holds what that showed
+    snapshot: bool  # it started from a snapshot or a resume: the client holds its state
 
 
 class SubscriptionConsumer(AsyncWebsocketConsumer):
@@ -107,6 +109,11 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
         """A change to `label` could not be followed: its subscriptions here re-sync."""
         await self._when_free(self._reset, label)
 
+    async def end_transaction(self):
+        """The transaction's changes have all been handed to this socket: its last frame goes
+        out without `more`."""
+        await self._when_free(self._end_transaction, None)
+
     async def _when_free(self, handler, argument):
         if self._turn.locked() or self._waiting:
             self._waiting += 1
@@ -128,6 +135,10 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
         self._budget = budget.open_for(self.scope)
         self._budget_closed = False
         self._shedding = False  # closing for the budget: nothing more is done for it
+        # The last broadcast of the transaction being sent, held back until the next one (sent
+        # with `more`) or the transaction's end (sent without): (request id, label, action,
+        # rendered instance, pk, position).
+        self._held_frame = None
         user = self.scope.get("user")
         self._admitted = capacity.admit(user)
         offered = self.scope.get("subprotocols") or ()
@@ -175,6 +186,8 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
             request = protocol.parse(text_data)
             if isinstance(request, Subscribe):
                 await self.subscribe(request)
+            elif isinstance(request, Hello):
+                await self.hello(request)
             else:
                 await self.unsubscribe(request)
         except ProtocolError as error:
@@ -217,7 +230,7 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
                 request.id,
             )
         if self._over_budget("evaluations") or (
-            request.snapshot and self._over_budget("snapshot_rows")
+            (request.snapshot or request.resume) and self._over_budget("snapshot_rows")
         ):
             return
         # Watch first: changes committed from here on reach this socket, and it handles them only
@@ -231,24 +244,48 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
             ) from None
         try:
             subscriber = Subscriber(view_class, model, request, self.scope)
-            live, snapshot = await self._start(subscriber, request)
+            live, state, position = await self._start(subscriber, request)
         except BaseException:
             await self._unwatch(model)
             raise
         label, source = model._meta.label, model._meta.concrete_model._meta.label
-        after = snapshot.after if snapshot else 0
-        self._subscriptions[request.id] = Held(
-            label, source, live, model, after, snapshot is not None
-        )
+        after = state.after if state else 0
+        self._subscriptions[request.id] = Held(label, source, live, model, after, bool(state))
         metrics.SUBSCRIPTIONS.inc()
         activity.debug("%s subscribed %r: %s", self._name(), request.id, subscriber.describe())
-        if snapshot is not None:
-            # Sent before this handler returns, so before any broadcast this socket handles next.
-            await self.send(
-                protocol.snapshot_frame(request.id, label, snapshot.instances, snapshot.truncated)
+        # Sent before this handler returns, so before any broadcast this socket handles next.
+        if isinstance(state, CatchUp):
+            await self.send(protocol.resumed_frame(request.id, label, position, state.events))
+        elif state is not None:
+            frame = protocol.snapshot_frame(
+                request.id, label, state.instances, state.truncated, state.pks, position
             )
+            await self.send(frame)
         if request.ack:
             await self.send(protocol.subscribed_frame(request.id))
+
+    async def hello(self, request):
+        """Name the protocol version, the limits, and what this socket may subscribe to."""
+        self._budget.evaluations.spend(1)
+        models = await database_sync_to_async(self._subscribable)()
+        feed = hub().feed
+        position = positions.text(feed.epoch, feed.through)
+        await self.send(protocol.hello_frame(position, _limits(), models))
+
+    def _subscribable(self):
+        """{model label: [actions]} that this socket's user may subscribe to."""
+        found = {}
+        for model, view_class in self.router.views():
+            actions = [
+                action
+                for action in view_class.get_live_actions()
+                if Subscriber(
+                    view_class, model, Subscribe(0, model._meta.label, action), self.scope
+                ).permits()
+            ]
+            if actions:
+                found[model._meta.label] = actions
+        return found
 
     async def unsubscribe(self, request):
         """End a subscription; success sends nothing back but the ack if asked."""
@@ -284,14 +321,26 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
                 )
                 await self.send(reset)
                 continue
+            position = positions.text(hub().feed.epoch, change.through)
             for action, pk, instance in events:
                 if action == protocol.UPDATED and pk in change.created and not held.snapshot:
                     # The row was new, and this socket has been shown no state it could be
                     # in: the subscription only saw it because the write committed while the
                     # subscribe was being set up.
                     action = protocol.CREATED
-                frame = protocol.broadcast_frame(request_id, held.label, action, instance)
-                await self.send(frame)
+                await self._send_broadcast((request_id, held.label, action, instance, pk, position))
+
+    async def _send_broadcast(self, frame):
+        """Send the frame held back, with `more`, and hold this one: a transaction's last frame
+        is sent at its end (`_end_transaction`)."""
+        held, self._held_frame = self._held_frame, frame
+        if held is not None:
+            await self.send(protocol.broadcast_frame(*held, more=True))
+
+    async def _end_transaction(self, _):
+        held, self._held_frame = self._held_frame, None
+        if held is not None and not (self._writer.closing or self._shedding):
+            await self.send(protocol.broadcast_frame(*held))
 
     def _over_budget(self, allowance):
         """Whether this socket is closing for its client's budget: it starts to, if the
@@ -323,14 +372,36 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
                 await self.send(protocol.reset_frame(request_id, held.label, message))
 
     async def _start(self, subscriber, request):
-        """(LiveSubscription, Snapshot or None) for an authorized subscriber."""
+        """(LiveSubscription, Snapshot, CatchUp or None, the position of that state) for an
+        authorized subscriber. A resume the server cannot serve is answered `resume_failed`,
+        and then with a snapshot."""
         try:
             await self._refuse_unless_authorized(subscriber, request.id)
         except ProtocolError:
             self._budget.evaluations.spend(1)  # a refusal costs a check, of the client's asking
             raise
+        # Read before the state is: every change up to it is in what the client is sent.
+        feed = hub().feed
+        epoch, through = feed.epoch, feed.through
         try:
-            if request.snapshot:
+            if request.resume is not None:
+                try:
+                    live, caught = await subscriptions.acquire_caught_up(
+                        subscriber, request.resume, epoch
+                    )
+                except Unresumable as why:
+                    activity.debug("%s: cannot resume %r: %s", self._name(), request.id, why)
+                    failed = protocol.resume_failed_frame(
+                        request.id, subscriber.model._meta.label, why.reason, why.message
+                    )
+                    await self.send(failed)
+                else:
+                    self._budget.snapshot_rows.spend(len(caught.events))
+                    self._budget.evaluations.spend(1 / live.holders)
+                    # The client had every change up to its position, too.
+                    since = int(request.resume.rpartition(".")[2])
+                    return live, caught, positions.text(epoch, max(through, since))
+            if request.snapshot or request.resume is not None:
                 limit = conf.setting("SNAPSHOT_LIMIT")
                 live, snapshot = await subscriptions.acquire_with_snapshot(subscriber, limit)
                 self._budget.snapshot_rows.spend(min(len(snapshot.visible), limit))
@@ -339,7 +410,7 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
             # Starting a subscription is an evaluation, shared like the later ones: the first
             # socket's reads what is visible, and the rest find it done.
             self._budget.evaluations.spend(1 / live.holders)
-            return live, snapshot
+            return live, snapshot, positions.text(epoch, through)
         except Exception as error:
             _log_failure("start a subscription to", subscriber.key(), error)
             raise ProtocolError(
@@ -398,6 +469,22 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
 
 
 _OVER_BUDGET = "This client asked for more work than its budget allows; reconnect later."
+
+
+def _limits():
+    """The limits a hello names (docs/protocol.md, "Limits"); None where one is off."""
+    names = (
+        "MAX_FRAME_BYTES",
+        "MAX_SUBSCRIPTIONS",
+        "MESSAGE_BURST",
+        "MESSAGES_PER_SECOND",
+        "MAX_PENDING_BYTES",
+        "SNAPSHOT_LIMIT",
+        "EVALUATIONS_PER_SECOND",
+        "SNAPSHOT_ROWS_PER_SECOND",
+        "CHANGE_LOG_SECONDS",
+    )
+    return {name.lower(): conf.setting(name) for name in names}
 
 
 def _log_failure(doing, key, error):

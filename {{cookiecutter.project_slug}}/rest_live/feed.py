@@ -15,6 +15,10 @@ can appear after a higher one. The feed keeps reading such a gap until the row a
 as long as the log keeps changes (`REST_LIVE_CHANGE_LOG_SECONDS`: a transaction open longer than
 that, or one that rolled back): at every read while it is young (`_YOUNG_GAP_SECONDS`), since
 concurrent transactions commit out of order by milliseconds, then at the timed polls only.
+
+So the id of a change is not a place in the log a client can resume from: the feed's `through`
+is. Every change with an id up to it has been handed out (or given up as rolled back), and each
+change is handed out with the `through` that holds once it has been (positions.py).
 """
 
 import asyncio
@@ -24,10 +28,10 @@ import time
 from datetime import timedelta
 
 from channels.db import database_sync_to_async
-from django.db import DatabaseError
+from django.db import DatabaseError, router
 from django.utils import timezone
 
-from rest_live import conf, live_queries
+from rest_live import conf, live_queries, positions
 from rest_live.changes import Change
 from rest_live.models import Change as LoggedChange
 
@@ -51,17 +55,27 @@ class ChangeFeed:
         self._woken = asyncio.Event()
         self._told = []  # log rows that notifications carried, since the last poll
         self._untold = False  # a wake-up came without its row: the next poll reads the log
+        self.epoch = None  # the log's epoch (positions.py), read when the feed starts
 
     @property
     def started(self):
         return self._newest is not None
 
+    @property
+    def through(self):
+        """The highest change id up to which every change has been handed out; None before
+        the feed starts."""
+        if self._newest is None:
+            return None
+        return min(self._gaps, default=self._newest + 1) - 1
+
     async def start(self):
         """Read where the log ends, before any subscription reads its state: every change
         after this is delivered."""
         if self._newest is None:
-            newest, present = await database_sync_to_async(_newest_ids)()
+            newest, present, epoch = await database_sync_to_async(_newest_ids)()
             if self._newest is None:
+                self.epoch = epoch
                 now = time.monotonic()
                 recent = range(max(newest - _RECENT, 0) + 1, newest)
                 self._gaps = {i: now for i in recent if i not in present}
@@ -123,15 +137,21 @@ class ChangeFeed:
             else:
                 continue
             fresh.append(row)
+        waiting = sorted(row[0] for row in fresh)  # ids not handed out yet, the lowest first
+        handed = set()
         for rows in _by_transaction(fresh):
-            await self._deliver(list(_coalesced(rows)))
+            handed.update(row[0] for row in rows)
+            while waiting and waiting[0] in handed:
+                waiting.pop(0)
+            through = self.through if not waiting else min(self.through, waiting[0] - 1)
+            await self._deliver(list(_coalesced(rows, through)))
         kept = conf.setting("CHANGE_LOG_SECONDS")
         for missing, since in list(self._gaps.items()):
             if now - since >= kept:
                 del self._gaps[missing]  # rolled back, or open for too long: given up
         if now - self._pruned > _PRUNE_EVERY:
             self._pruned = now
-            await database_sync_to_async(_prune)()
+            self.epoch = await database_sync_to_async(_prune)()
 
 
 def _by_transaction(rows):
@@ -147,8 +167,9 @@ def _by_transaction(rows):
     return transactions.values()
 
 
-def _coalesced(rows):
-    """One `Change` per model for one transaction's rows: a row it wrote twice is one change."""
+def _coalesced(rows, through=None):
+    """One `Change` per model for one transaction's rows: a row it wrote twice is one change.
+    `through` is the feed's once they are handed out."""
     merged = {}
     for change_id, label, pks, created, refs, columns in rows:
         entry = merged.setdefault(
@@ -188,6 +209,7 @@ def _coalesced(rows):
             refs,
             columns,
             truncated=entry["all"],
+            through=through,
         )
 
 
@@ -223,10 +245,11 @@ _PAYLOAD_TYPES = (int, str, (list, type(None)), bool, (dict, type(None)), (list,
 
 
 def _newest_ids():
-    """(the highest change id, the ids present among the last `_RECENT` below it)."""
+    """(the highest change id, the ids present among the last `_RECENT` below it, the log's
+    epoch)."""
     newest = LoggedChange.objects.order_by("-id").values_list("id", flat=True).first() or 0
     recent = LoggedChange.objects.filter(id__gt=newest - _RECENT).values_list("id", flat=True)
-    return newest, set(recent)
+    return newest, set(recent), positions.epoch(_using())
 
 
 def _read(newest, gaps):
@@ -238,9 +261,33 @@ def _read(newest, gaps):
     return rows
 
 
+def changes_after(through, labels, most):
+    """The changes logged after id `through` to the models `labels`, one `Change` per model
+    (all their rows merged); None if they are more than `most` rows."""
+    fields = ("id", "model", "pks", "created", "refs", "columns")
+    found = LoggedChange.objects.filter(id__gt=through, model__in=labels).values_list(*fields)
+    rows = list(found[: most + 1])
+    if len(rows) > most:
+        return None
+    return list(_coalesced(rows))
+
+
 def _prune():
+    """Delete the changes older than the log keeps; returns the log's epoch, read again (a
+    database restored under a running server has another)."""
     keep = timezone.now() - timedelta(seconds=conf.setting("CHANGE_LOG_SECONDS"))
     try:
-        LoggedChange.objects.filter(recorded__lt=keep).delete()
+        old = LoggedChange.objects.filter(recorded__lt=keep)
+        floor = old.order_by("-id").values_list("id", flat=True).first()
+        if floor is not None:
+            # First: a client resuming from before these is told they are gone, never
+            # caught up without them.
+            positions.raise_floor(_using(), floor)
+            old.filter(id__lte=floor).delete()
     except DatabaseError:
         logger.warning("rest_live could not prune the change log", exc_info=True)
+    return positions.epoch(_using())
+
+
+def _using():
+    return router.db_for_write(LoggedChange)

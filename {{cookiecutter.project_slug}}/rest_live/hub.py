@@ -52,6 +52,10 @@ class Watcher(Protocol):
     async def lose_change(self, label: str) -> None:
         """A change to `label`'s rows could not be followed: have its subscriptions re-sync."""
 
+    async def end_transaction(self) -> None:
+        """Every change of the transaction has been handed to the socket (after what it is
+        doing): it marks the end of the frames it sent for them."""
+
 
 class Hub:
     """The sockets of one process that watch each model, and the changes they are handed."""
@@ -108,8 +112,14 @@ class Hub:
             targets = []
             for change in changes:
                 targets += await self._targets(change)
+            handed = {}  # the watchers handed a change of it, in order
             for target in _merged(targets):
-                await self._hand_out(target, source)
+                await self._hand_out(target, source, handed)
+            for watcher in handed:
+                try:
+                    await watcher.end_transaction()
+                except Exception:
+                    logger.exception("rest_live could not end a transaction's frames")
 
     async def _targets(self, change):
         if change.truncated:
@@ -150,9 +160,10 @@ class Hub:
             for watcher in list(self._watchers.get(label, ())):
                 await watcher.lose_change(label)
 
-    async def _hand_out(self, change, source):
+    async def _hand_out(self, change, source, handed):
         metrics.CHANGES.labels(source).inc()
         watchers = list(self._watchers.get(change.model, ()))
+        handed.update(dict.fromkeys(watchers))
         activity.debug(
             "change %s: %s %s, from the %s, for %d sockets",
             change.position,
@@ -298,6 +309,7 @@ def _merged(targets):
                 max(earlier.position, target.position),
                 earlier.created | target.created,
                 views=target.views,
+                through=target.through,
             )
         group[key] = target
     yield from own.values()
@@ -306,7 +318,9 @@ def _merged(targets):
         for change in by_views.values():
             pks = tuple(pk for pk in change.pks if pk not in covered)
             if pks:
-                yield Change(change.model, pks, change.position, views=change.views)
+                yield Change(
+                    change.model, pks, change.position, views=change.views, through=change.through
+                )
 
 
 def _affected(related, change):

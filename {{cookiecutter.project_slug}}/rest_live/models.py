@@ -31,3 +31,20 @@ class Change(models.Model):
 
     def __str__(self):
         return f"{self.model} {self.pks} (change {self.id})"
+
+
+class LogState(models.Model):
+    """One row: what a client's position in the log is relative to (positions.py).
+
+    `token` is random, and made again whenever the row is missing (a flushed database, a new
+    one), so positions from before cannot be taken for positions in this log. `floor` is the
+    highest change id pruned from the log: a client that holds an older position has missed
+    changes the log no longer has.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    token = models.CharField(max_length=32)
+    floor = models.BigIntegerField(default=0)
+
+    def __str__(self):
+        return f"change log epoch token {self.token}, pruned through change {self.floor}"

@@ -4,6 +4,9 @@ import json
 from dataclasses import dataclass
 
 ACTIONS = ("list", "retrieve")
+# 1 is django-rest-live 0.7's; 2 added positions, resume, transactions, `pk` and hello, all of
+# them keys a 0.7 client ignores or frames it never asks for.
+VERSION = 2
 # Echoed when a client offers it, as clients sending a token subprotocol must (rest_live/auth.py).
 SUBPROTOCOL = "rest-live"
 CREATED, UPDATED, DELETED = "CREATED", "UPDATED", "DELETED"
@@ -43,6 +46,12 @@ class Subscribe:
     query_params: tuple = ()  # sorted (name, (value, ...)) pairs
     snapshot: bool = False  # answer with the current state first
     ack: bool = False  # answer "subscribed" once it is live
+    resume: str | None = None  # a position: answer with what changed after it (positions.py)
+
+
+@dataclass(frozen=True)
+class Hello:
+    """A client asking what this server speaks and allows."""
 
 
 @dataclass(frozen=True)
@@ -52,20 +61,25 @@ class Unsubscribe:
 
 
 def parse(text):
-    """The `Subscribe` or `Unsubscribe` a text frame asks for; ProtocolError 400 if malformed."""
+    """The `Subscribe`, `Unsubscribe` or `Hello` a text frame asks for; ProtocolError 400 if
+    malformed."""
     try:
         frame = json.loads(text)
     except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser goes
         raise ProtocolError(BAD_REQUEST, "The frame is not valid JSON.") from None
     if not isinstance(frame, dict):
         raise ProtocolError(BAD_REQUEST, "The frame must be a JSON object.")
-    request_id = _request_id(frame)
     kind = frame.get("type")
+    if kind == "hello":
+        return Hello()
+    request_id = _request_id(frame)
     if kind == "unsubscribe":
         return Unsubscribe(request_id, _flag(frame, "ack", request_id))
     if kind != "subscribe":
         raise ProtocolError(
-            BAD_REQUEST, f"Unknown type {kind!r}: use 'subscribe' or 'unsubscribe'.", request_id
+            BAD_REQUEST,
+            f"Unknown type {kind!r}: use 'subscribe', 'unsubscribe' or 'hello'.",
+            request_id,
         )
     return _subscribe(frame, request_id)
 
@@ -106,7 +120,22 @@ def _subscribe(frame, request_id):
         query_params=_query_params(frame.get("query_params"), refuse),
         snapshot=_flag(frame, "snapshot", request_id),
         ack=_flag(frame, "ack", request_id),
+        resume=_resume(frame.get("resume"), refuse),
     )
+
+
+def _resume(value, refuse):
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= _POSITION_LENGTH:
+        raise refuse(
+            f"'resume' must be a position the server sent (a string of 1 to {_POSITION_LENGTH} "
+            "characters)."
+        )
+    return value
+
+
+_POSITION_LENGTH = 100
 
 
 def _flag(frame, name, request_id):
@@ -170,20 +199,71 @@ def reset_frame(request_id, model, message):
     return json.dumps({"type": "reset", "id": request_id, "model": model, "message": message})
 
 
-def broadcast_frame(request_id, model, action, instance_json):
-    """A broadcast frame around a rendered instance, so one rendering serves every socket."""
+def broadcast_frame(request_id, model, action, instance_json, pk, position, more=False):
+    """A broadcast frame around a rendered instance, so one rendering serves every socket.
+    `more`: frames of the same transaction follow it on this socket."""
+    more = ', "more": true' if more else ""
     return (
         f'{{"type": "broadcast", "id": {json.dumps(request_id)}, "model": {json.dumps(model)}, '
-        f'"action": "{action}", "instance": {instance_json}}}'
+        f'"action": "{action}", "instance": {instance_json}, "pk": {_json_key(pk)}, '
+        f'"position": {json.dumps(position)}{more}}}'
     )
 
 
-def snapshot_frame(request_id, model, instances_json, truncated):
+def snapshot_frame(request_id, model, instances_json, truncated, pks, position):
     """A snapshot frame around the rendered JSON array of what the subscriber sees now."""
     return (
         f'{{"type": "snapshot", "id": {json.dumps(request_id)}, "model": {json.dumps(model)}, '
-        f'"instances": {instances_json}, "truncated": {json.dumps(truncated)}}}'
+        f'"instances": {instances_json}, "truncated": {json.dumps(truncated)}, '
+        f'"pks": [{", ".join(map(_json_key, pks))}], "position": {json.dumps(position)}}}'
     )
+
+
+def resumed_frame(request_id, model, position, events):
+    """A resumed subscription's catch-up, in one frame so that it is applied in one step:
+    `events` are (action, pk, rendered instance) of what changed after the client's position."""
+    broadcasts = ", ".join(
+        f'{{"action": "{action}", "pk": {_json_key(pk)}, "instance": {instance}}}'
+        for action, pk, instance in events
+    )
+    return (
+        f'{{"type": "resumed", "id": {json.dumps(request_id)}, "model": {json.dumps(model)}, '
+        f'"position": {json.dumps(position)}, "broadcasts": [{broadcasts}]}}'
+    )
+
+
+def resume_failed_frame(request_id, model, reason, message):
+    """A resume the server cannot serve: a snapshot of the subscription follows."""
+    return json.dumps(
+        {
+            "type": "resume_failed",
+            "id": request_id,
+            "model": model,
+            "reason": reason,
+            "message": message,
+        }
+    )
+
+
+def hello_frame(position, limits, models):
+    """What this server speaks and allows, for a client that asked (`Hello`)."""
+    return json.dumps(
+        {
+            "type": "hello",
+            "protocol": VERSION,
+            "server": "rest_live",
+            "position": position,
+            "limits": limits,
+            "models": models,
+        }
+    )
+
+
+def _json_key(pk):
+    """A primary key as JSON: a number stays a number; anything else (a UUID) is its string."""
+    if isinstance(pk, int) and not isinstance(pk, bool):
+        return str(pk)
+    return json.dumps(str(pk))
 
 
 def deleted_instance(pk, lookup_field, lookup_value):

@@ -50,6 +50,10 @@ class RealtimeRouter:
         """(model, view class) serving `label` ('app_label.ModelName'), or None."""
         return self._views.get(label.lower())
 
+    def views(self):
+        """[(model, view class)] of every view this router serves, in the order registered."""
+        return list(self._views.values())
+
     def as_consumer(self):
         """A consumer class for this router; route it with `.as_asgi()`."""
         return type("SubscriptionConsumer", (SubscriptionConsumer,), {"router": self})

@@ -11,14 +11,14 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib.auth import get_user, get_user_model
 from django.contrib.auth.models import AnonymousUser
-from django.core.exceptions import ObjectDoesNotExist
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.http import Http404, HttpRequest, QueryDict
 from rest_framework import exceptions
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import ForcedAuthentication
 from rest_framework.viewsets import ViewSetMixin
 
-from rest_live import identity
+from rest_live import identity, resume
 from rest_live.auth import TOKEN_SCOPE_KEY
 from rest_live.multiplex import Visibility
 from rest_live.protocol import CREATED, DELETED, UPDATED, deleted_instance
@@ -115,6 +115,10 @@ class Subscriber:
         if getattr(self.view_class, "live_cache_queryset", False):
             self.prepare()  # now, rather than at the first change
 
+    def permits(self):
+        """Whether the view's permissions admit the subscriber, before any lookup or filter."""
+        return self._permitted(self._view(self._django_user()))
+
     def visible_now(self):
         """{pk: lookup value} of every object this subscription can see now."""
         view = self._view()
@@ -126,7 +130,8 @@ class Subscriber:
         return self._listed(queryset)
 
     def snapshot(self, limit):
-        """(instances as a JSON array, truncated, {pk: lookup value}): the state now, rendered.
+        """(instances as a JSON array, truncated, {pk: lookup value}, their pks in order): the
+        state now, rendered.
 
         A list is in the view's order, cut to its page size when it paginates, and to `limit`.
         The visible set is the whole list's; every object in the snapshot is in it, and when
@@ -143,12 +148,49 @@ class Subscriber:
                 objects = list(queryset[: size + 1])
                 truncated = len(objects) > size
         if not truncated:
-            return self._render(view, objects, many=True), False, self._visible_in(objects)
+            rendered = self._render(view, objects, many=True)
+            return rendered, False, self._visible_in(objects), [obj.pk for obj in objects]
         # The list goes on past the cut: read all of it, and drop from the snapshot any object
         # that left it in between (its change is on its way and will find it gone).
         visible = self._listed(queryset)
         objects = [obj for obj in objects[:size] if obj.pk in visible]
-        return self._render(view, objects, many=True), True, visible
+        return self._render(view, objects, many=True), True, visible, [obj.pk for obj in objects]
+
+    def catch_up(self, pks, created):
+        """What the objects `pks`, which changed while a resuming client was away (`created`
+        among them were inserted), are to this subscriber now: [(action, pk, rendered instance)].
+
+        One that it sees is CREATED or UPDATED; one it does not is DELETED, with its primary key
+        alone (the client may never have held it, so nothing else of it is shown). A retrieve by
+        another field than the key that no longer sees one of them cannot say which object the
+        client held: `resume.Unresumable`, and the client gets a snapshot.
+        """
+        view = self._view()
+        pks, created = keys(self.model, pks), set(keys(self.model, created))
+        found = {}
+        if pks and self._permitted(view):
+            for obj in _unordered(self._queryset(view)).filter(pk__in=pks):
+                if self.action == "list" or self._object_permitted(view, obj):
+                    found[obj.pk] = obj
+        events = []
+        for pk in pks:
+            obj = found.get(pk)
+            if obj is not None:
+                events.append((CREATED if pk in created else UPDATED, pk, self._render(view, obj)))
+            elif self.action == "list" or self._is_looked_up(pk):
+                events.append((DELETED, pk, self._render_data(view, {"id": pk, "pk": pk})))
+            elif self.lookup_field not in ("pk", self.model._meta.pk.name):
+                raise resume.unresumable_retrieve()
+        return events
+
+    def _is_looked_up(self, pk):
+        """Whether a retrieve by primary key names `pk`."""
+        if self.lookup_field not in ("pk", self.model._meta.pk.name):
+            return False
+        try:
+            return self.model._meta.pk.to_python(self.lookup_by) == pk
+        except ValidationError:
+            return False
 
     def prepare(self, vouched=None):
         """What evaluating a change takes: the view, built as REST builds one for each request,

@@ -21,7 +21,7 @@ from functools import partial
 from channels.db import database_sync_to_async
 from django.db import DatabaseError, connections, router
 
-from rest_live import identity, live_queries, metrics, multiplex
+from rest_live import identity, live_queries, metrics, multiplex, resume
 from rest_live.subscriber import NOTHING, keys
 
 activity = logging.getLogger("rest_live.activity")
@@ -37,9 +37,16 @@ _by_loop = weakref.WeakKeyDictionary()  # event loop -> {key: LiveSubscription}
 class Snapshot:
     instances: str  # a rendered JSON array
     truncated: bool
+    pks: list  # the primary keys of `instances`, in their order
     visible: dict  # {pk: lookup value} of the whole list when the snapshot was taken
     after: int  # the evaluations it already includes: outcomes up to this one are older
     matches: bool  # the shared record of what is visible agreed with it
+
+
+@dataclass(frozen=True)
+class CatchUp:
+    events: list  # [(action, pk, rendered instance)] of what changed after the client's position
+    after: int  # the evaluations it already includes, as for a `Snapshot`
 
 
 class LiveSubscription:
@@ -65,10 +72,26 @@ class LiveSubscription:
         """The state as `subscriber` sees it now, taken in turn with the change evaluations."""
 
         async def take():
-            instances, truncated, visible = await database_sync_to_async(subscriber.snapshot)(limit)
+            taken = await database_sync_to_async(subscriber.snapshot)(limit)
+            instances, truncated, visible, pks = taken
             if self._visible is None:
                 self._visible = visible
-            return Snapshot(instances, truncated, visible, self._clock, visible == self._visible)
+            matches = visible == self._visible
+            return Snapshot(instances, truncated, pks, visible, self._clock, matches)
+
+        return await self._in_turn(take)
+
+    async def catch_up(self, subscriber, position, epoch):
+        """What changed after `position` for `subscriber`, taken in turn with the change
+        evaluations (resume.py); raises `positions.Unresumable`."""
+
+        async def take():
+            if self._visible is None:
+                self._visible = await database_sync_to_async(self.subscriber.visible_now)()
+            events = await database_sync_to_async(resume.catch_up)(
+                subscriber, position, epoch, len(self._visible)
+            )
+            return CatchUp(events, self._clock)
 
         return await self._in_turn(take)
 
@@ -341,6 +364,17 @@ async def acquire_with_snapshot(subscriber, limit):
     own = LiveSubscription(live.key, subscriber, visible=snapshot.visible)
     own.holders = 1
     return own, replace(snapshot, after=0, matches=True)
+
+
+async def acquire_caught_up(subscriber, position, epoch):
+    """(LiveSubscription, CatchUp) for `subscriber`, resuming from `position`: like `acquire`,
+    plus what changed after it. Raises `positions.Unresumable`, having released it."""
+    live = acquire(subscriber)
+    try:
+        return live, await live.catch_up(subscriber, position, epoch)
+    except BaseException:
+        release(live)
+        raise
 
 
 def release(live):

@@ -296,6 +296,9 @@ class Watcher:
     async def lose_change(self, label):
         self.taken.append(f"lost {label}")
 
+    async def end_transaction(self):
+        pass
+
 
 class HubTests(TransactionTestCase):
     def test_each_change_goes_once_to_the_sockets_watching_its_model(self):

@@ -59,6 +59,12 @@ def dependents(label):
     return _cache["dependents"].get(label, [])
 
 
+def dependencies_of(view):
+    """The dependencies of `view` whose changes can change what it shows."""
+    reading = _views.get(view)
+    return [] if reading is None else [d for d in reading.dependencies if _captured(d)]
+
+
 def reasons():
     """{table name: sentences saying which views read it, and how}."""
     found = {}
