@@ -138,6 +138,47 @@ class APICommunicator(WebsocketCommunicator):
             raise AssertionError(f"unexpected frame: {await self.receive_json_from()}")
 
 
+class ClientState:
+    """What a client holds of its subscriptions, built only from the frames it received, as
+    docs/protocol.md tells a client to: {subscription id: {pk: instance}}, and the latest
+    position. Frames of a transaction (`more`) are applied when its last one arrives."""
+
+    def __init__(self):
+        self.objects = {}
+        self.position = None
+        self._pending = []
+
+    def apply(self, frame):
+        kind, request_id = frame.get("type"), frame.get("id")
+        if kind == "broadcast":
+            self._pending.append(frame)
+            if not frame.get("more"):
+                pending, self._pending = self._pending, []
+                for item in pending:
+                    self._apply_one(self.objects.setdefault(item["id"], {}), item)
+        elif kind == "snapshot":
+            self.objects[request_id] = dict(zip(frame["pks"], frame["instances"], strict=True))
+        elif kind == "resumed":
+            held = self.objects.setdefault(request_id, {})
+            for item in frame["broadcasts"]:
+                self._apply_one(held, item)
+        elif kind == "resume_failed":
+            self.objects.pop(request_id, None)  # a snapshot follows
+        if frame.get("position") is not None:
+            self.position = frame["position"]
+
+    def of(self, request_id):
+        """{pk: instance} of subscription `request_id` (JSON keys: a pk is as the frame had it)."""
+        return self.objects.get(request_id, {})
+
+    @staticmethod
+    def _apply_one(held, item):
+        if item["action"] == "DELETED":
+            held.pop(item["pk"], None)
+        else:
+            held[item["pk"]] = item["instance"]
+
+
 async def open_socket(application, path, user=None, headers=(), subprotocols=None, timeout=TIMEOUT):
     """A connected `APICommunicator`, anonymous or logged in as `user`; fails if refused.
 

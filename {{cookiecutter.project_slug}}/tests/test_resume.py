@@ -1,0 +1,212 @@
+"""Positions, resuming, transactions, identity and hello (docs/protocol.md): what a client that
+reconnects, or applies a transaction at once, or has no `id` in its serializer, relies on."""
+
+from django.contrib.auth.models import Group
+from django.db import transaction
+from rest_framework import permissions, serializers, viewsets
+
+from rest_live import positions
+from rest_live.capture.install import log_database
+from rest_live.mixins import RealtimeMixin
+from rest_live.models import LogState
+from rest_live.testing import ClientState
+from tests.groups import GroupSerializer, GroupViewSet, served_at
+from tests.live import LiveTestCase
+
+MODEL = "auth.Group"
+
+
+class NamesOnly(serializers.ModelSerializer):
+    class Meta:
+        model = Group
+        fields = ["name"]  # no primary key among them
+
+
+class GroupNamesViewSet(RealtimeMixin, viewsets.ReadOnlyModelViewSet):
+    queryset = Group.objects.all()
+    serializer_class = NamesOnly
+    permission_classes = []
+
+
+class SignedInGroupsViewSet(GroupViewSet):
+    permission_classes = [permissions.IsAuthenticated]
+
+
+def rest_view():
+    """What REST shows of the groups now, {pk: instance}."""
+    return {group.pk: GroupSerializer(group).data for group in Group.objects.all()}
+
+
+def number(position):
+    return int(position.rpartition(".")[2])
+
+
+class PositionTests(LiveTestCase):
+    application = served_at("ws/groups/")
+    path = "/ws/groups/"
+
+    async def test_snapshots_and_broadcasts_carry_pks_and_rising_positions(self):
+        first = await self.db(Group.objects.create, name="a")
+        socket = await self.connect()
+        snapshot = await self.subscribe_with_snapshot(socket, MODEL)
+        self.assertEqual(snapshot["pks"], [first.pk])
+        seen = [number(snapshot["position"])]
+        for name in ["b", "c"]:
+            group = await self.db(Group.objects.create, name=name)
+            frame = await self.assertBroadcast(socket, "CREATED", {"name": name})
+            self.assertEqual(frame["pk"], group.pk)
+            self.assertNotIn("more", frame)
+            seen.append(number(frame["position"]))
+        self.assertEqual(seen, sorted(seen))
+        self.assertLess(seen[0], seen[-1])
+
+    async def test_one_transactions_frames_say_more_follow_but_the_last(self):
+        socket = await self.connect()
+        await self.subscribe_with_snapshot(socket, MODEL)
+
+        def three():
+            with transaction.atomic():
+                for name in ["x", "y", "z"]:
+                    Group.objects.create(name=name)
+
+        await self.db(three)
+        frames = [await self.receive(socket) for _ in range(3)]
+        self.assertEqual([frame.get("more") for frame in frames], [True, True, None])
+        self.assertEqual(len({frame["position"] for frame in frames}), 1)
+        await self.assertNothing(socket)
+
+
+class IdentityTests(LiveTestCase):
+    application = served_at("ws/names/", GroupNamesViewSet)
+    path = "/ws/names/"
+
+    async def test_a_serializer_without_the_key_still_names_each_object(self):
+        group = await self.db(Group.objects.create, name="a")
+        socket = await self.connect()
+        snapshot = await self.subscribe_with_snapshot(socket, MODEL)
+        self.assertEqual((snapshot["instances"], snapshot["pks"]), ([{"name": "a"}], [group.pk]))
+        group.name = "b"
+        await self.db(group.save)
+        frame = await self.assertBroadcast(socket, "UPDATED", {"name": "b"})
+        self.assertEqual(frame["pk"], group.pk)
+        pk = group.pk
+        await self.db(group.delete)
+        frame = await self.assertBroadcast(socket, "DELETED")
+        self.assertEqual(frame["pk"], pk)
+
+
+class ResumeTests(LiveTestCase):
+    application = served_at("ws/groups/")
+    path = "/ws/groups/"
+
+    async def away(self):
+        """A client that subscribed with a snapshot and then lost its socket: its state."""
+        for name in ["keep", "rename", "drop", *[f"still {i}" for i in range(5)]]:
+            await self.db(Group.objects.create, name=name)
+        state = ClientState()
+        socket = await self.connect()
+        state.apply(await self.subscribe_with_snapshot(socket, MODEL, id=1))
+        await socket.disconnect()
+        return state
+
+    async def resume(self, position, **fields):
+        socket = await self.connect()
+        frame = {"type": "subscribe", "id": 1, "model": MODEL, "action": "list"}
+        await socket.send_json_to({**frame, "resume": position, **fields})
+        return socket, await self.receive(socket)
+
+    async def test_a_client_catches_up_with_only_what_changed(self):
+        state = await self.away()
+        await self.db(Group.objects.filter(name="rename").update, name="renamed")
+        await self.db(Group.objects.filter(name="drop").delete)
+        await self.db(Group.objects.create, name="new")
+        socket, resumed = await self.resume(state.position)
+        self.assertEqual(resumed["type"], "resumed", resumed)
+        actions = sorted(item["action"] for item in resumed["broadcasts"])
+        self.assertEqual(actions, ["CREATED", "DELETED", "UPDATED"])  # none of the 5 unchanged
+        state.apply(resumed)
+        self.assertEqual(state.of(1), await self.db(rest_view))
+        self.assertGreater(number(resumed["position"]), number(state.position) - 1)
+
+        await self.db(Group.objects.filter(name="keep").update, name="kept")  # live from here
+        state.apply(await self.assertBroadcast(socket, "UPDATED", {"name": "kept"}))
+        self.assertEqual(state.of(1), await self.db(rest_view))
+
+    async def test_nothing_changed_resumes_with_nothing(self):
+        state = await self.away()
+        _socket, resumed = await self.resume(state.position)
+        self.assertEqual((resumed["type"], resumed["broadcasts"]), ("resumed", []))
+
+    async def test_a_deleted_object_the_view_no_longer_shows_carries_its_key_alone(self):
+        state = await self.away()
+        pk = (await self.db(Group.objects.get, name="drop")).pk
+        await self.db(Group.objects.filter(pk=pk).delete)
+        _socket, resumed = await self.resume(state.position)
+        deleted = {"action": "DELETED", "pk": pk, "instance": {"id": pk, "pk": pk}}
+        self.assertEqual(resumed["broadcasts"], [deleted])
+
+    async def assertFellBack(self, position, reason):
+        socket, failed = await self.resume(position)
+        self.assertEqual(
+            (failed["type"], failed["id"], failed["reason"]), ("resume_failed", 1, reason), failed
+        )
+        snapshot = await self.receive(socket)
+        self.assertEqual(snapshot["type"], "snapshot", snapshot)
+        state = ClientState()
+        state.apply(snapshot)
+        self.assertEqual(state.of(1), await self.db(rest_view))
+        return socket
+
+    async def test_a_position_from_another_log_gets_a_snapshot(self):
+        state = await self.away()
+        await self.db(LogState.objects.all().delete)  # as after a flush: a new epoch
+        await self.db(Group.objects.create, name="after")
+        await self.assertFellBack(state.position, "epoch")
+
+    async def test_a_position_older_than_the_log_keeps_gets_a_snapshot(self):
+        state = await self.away()
+        await self.db(Group.objects.create, name="after")
+        await self.db(positions.raise_floor, log_database(), number(state.position) + 1)
+        await self.assertFellBack(state.position, "expired")
+
+    async def test_a_position_ahead_of_the_log_or_made_up_gets_a_snapshot(self):
+        state = await self.away()
+        epoch = state.position.rpartition(".")[0]
+        await self.assertFellBack(f"{epoch}.{number(state.position) + 1000}", "unknown")
+        await self.assertFellBack("not a position", "unknown")
+
+    async def test_more_changed_than_a_snapshot_carries_gets_a_snapshot(self):
+        state = await self.away()
+        await self.db(Group.objects.exclude(name="keep").delete)  # 7 changed, 1 left
+        await self.assertFellBack(state.position, "too_many")
+
+    async def test_a_resume_that_is_not_a_string_is_refused(self):
+        socket = await self.connect()
+        frame = {"type": "subscribe", "id": 3, "model": MODEL, "action": "list", "resume": 7}
+        await socket.send_json_to(frame)
+        await self.assertError(socket, 400, 3)
+
+
+class HelloTests(LiveTestCase):
+    application = served_at("ws/signed-in/", SignedInGroupsViewSet)
+    path = "/ws/signed-in/"
+
+    async def test_hello_names_the_version_limits_and_what_this_user_may_subscribe_to(self):
+        socket = await self.connect()
+        await socket.send_json_to({"type": "hello"})
+        hello = await self.receive(socket)
+        self.assertEqual((hello["type"], hello["protocol"]), ("hello", 2))
+        self.assertEqual(hello["limits"]["max_subscriptions"], 100)
+        self.assertIsNone(hello["position"])  # nothing watched on this process yet
+        self.assertEqual(hello["models"], {})  # anonymous: the view's permissions refuse
+
+        user = await self.create_user("ada")
+        signed_in = await self.connect(user)
+        await signed_in.send_json_to({"type": "hello"})
+        hello = await self.receive(signed_in)
+        self.assertEqual(hello["models"], {MODEL: ["list", "retrieve"]})
+
+    async def test_a_client_that_does_not_ask_gets_no_hello(self):
+        socket = await self.connect(await self.create_user("ada"))
+        await self.subscribe(socket, MODEL)  # fails on any frame but the ack
+        await self.assertNothing(socket)
