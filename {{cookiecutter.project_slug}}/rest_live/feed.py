@@ -32,6 +32,7 @@ from django.db import DatabaseError, router
 from django.utils import timezone
 
 from rest_live import conf, live_queries, positions
+from rest_live.capture import triggers
 from rest_live.changes import Change
 from rest_live.models import Change as LoggedChange
 
@@ -56,6 +57,11 @@ class ChangeFeed:
         self._told = []  # log rows that notifications carried, since the last poll
         self._untold = False  # a wake-up came without its row: the next poll reads the log
         self.epoch = None  # the log's epoch (positions.py), read when the feed starts
+        # PostgreSQL's commit markers (capture/triggers.py): the transactions whose every row's
+        # notification has come, since the last poll; once one has been heard, a transaction's
+        # rows are handed out only with its marker, so never in two parts.
+        self._committed = set()
+        self._marked = False
 
     @property
     def started(self):
@@ -73,9 +79,10 @@ class ChangeFeed:
         """Read where the log ends, before any subscription reads its state: every change
         after this is delivered."""
         if self._newest is None:
-            newest, present, epoch = await database_sync_to_async(_newest_ids)()
+            newest, present, epoch, marked = await database_sync_to_async(_newest_ids)()
             if self._newest is None:
                 self.epoch = epoch
+                self._marked = self._marked or marked
                 now = time.monotonic()
                 recent = range(max(newest - _RECENT, 0) + 1, newest)
                 self._gaps = {i: now for i in recent if i not in present}
@@ -84,8 +91,11 @@ class ChangeFeed:
     def wake(self, payload=None):
         """Deliver what a commit logged now: the log row a notification carried (`payload`),
         or, without one, whatever the log holds."""
-        row = _row(payload)
-        if row is None:
+        marker = _marker(payload)
+        if marker is not None:
+            self._committed.add(marker)
+            self._marked = True
+        elif (row := _row(payload)) is None:
             self._untold = True
         else:
             self._told.append(row)
@@ -106,16 +116,22 @@ class ChangeFeed:
         self._woken.clear()
         told, self._told = self._told, []
         untold, self._untold = self._untold, False
+        committed, self._committed = self._committed, set()
         if self._newest is None:
             await self.start()
             return
         now = time.monotonic()
-        if woken and told and not untold:
+        if woken and told and not untold and self._marked:
+            # The rows of a transaction whose marker has not come yet wait for it (it is on
+            # its way: a transaction's notifications come together, its marker last).
+            self._told = [row for row in told if row[-1] not in committed]
+            told = [row for row in told if row[-1] in committed]
+        if woken and not untold and (told or self._told):
             # The rows that committed since the last poll are these: the others in the young
-            # gaps will come with their own commits' notifications. (A transaction whose
-            # notifications fill more than one network read, kilobytes of them, may be handed
-            # out in two parts: each evaluation reads the rows as committed, so its subscribers
-            # stay right, at the cost of a frame more.)
+            # gaps will come with their own commits' notifications. (Without commit markers, a
+            # transaction whose notifications fill more than one network read may be handed out
+            # in two parts: each evaluation reads the rows as committed, so its subscribers stay
+            # right, but a client cannot apply it in one step.)
             rows = sorted(told, key=_position)
         else:
             gaps = [
@@ -226,6 +242,17 @@ def _position(row):
     return row[0]
 
 
+def _marker(payload):
+    """The transaction id of a commit marker's payload, or None if it is not one."""
+    if not payload or not payload.startswith(f'["{triggers.COMMITTED}"'):
+        return None
+    try:
+        _name, txid = json.loads(payload)
+    except (TypeError, ValueError):
+        return None
+    return txid if isinstance(txid, int) else None
+
+
 def _row(payload):
     """A log row as `_read` returns it, from a notification's payload (triggers.py writes it);
     None if the payload is not one, and then the log is read."""
@@ -246,10 +273,15 @@ _PAYLOAD_TYPES = (int, str, (list, type(None)), bool, (dict, type(None)), (list,
 
 def _newest_ids():
     """(the highest change id, the ids present among the last `_RECENT` below it, the log's
-    epoch)."""
+    epoch, whether its commits are marked)."""
     newest = LoggedChange.objects.order_by("-id").values_list("id", flat=True).first() or 0
     recent = LoggedChange.objects.filter(id__gt=newest - _RECENT).values_list("id", flat=True)
-    return newest, set(recent), positions.epoch(_using())
+    return (
+        newest,
+        set(recent),
+        positions.epoch(_using()),
+        triggers.commits_marked(_using(), LoggedChange._meta.db_table),
+    )
 
 
 def _read(newest, gaps):

@@ -76,6 +76,29 @@ class PositionTests(LiveTestCase):
         await self.assertNothing(socket)
 
 
+class LargeTransactionTests(LiveTestCase):
+    application = served_at("ws/groups/")
+    path = "/ws/groups/"
+    timeout = 20
+
+    async def test_a_transaction_too_long_for_one_network_read_is_still_one(self):
+        """PostgreSQL: 2,000 statements' notifications (half a megabyte) reach the server in
+        several reads; its commit marker keeps them one transaction (feed.py)."""
+        socket = await self.connect()
+        await self.subscribe_with_snapshot(socket, MODEL)
+
+        def many():
+            with transaction.atomic():
+                for i in range(2000):
+                    Group.objects.create(name=f"group {i:03} " + "x" * 100)
+
+        await self.db(many)
+        frames = [await self.receive(socket) for _ in range(2000)]
+        ends = [i for i, frame in enumerate(frames) if not frame.get("more")]
+        self.assertEqual(ends, [1999])
+        await self.assertNothing(socket)
+
+
 class IdentityTests(LiveTestCase):
     application = served_at("ws/names/", GroupNamesViewSet)
     path = "/ws/names/"

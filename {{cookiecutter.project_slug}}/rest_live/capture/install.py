@@ -60,9 +60,10 @@ def status(using=None):
 
 
 def leftovers(using=None):
-    """{table name: names} of capture objects on tables no registered view reads any more."""
+    """{table name: names} of capture objects on tables no registered view reads any more (the
+    log's own commit marker is not one)."""
     using = using or log_database()
-    wanted = expected(using)
+    wanted = set(expected(using)) | {log_table()}
     present = triggers.installed(connections[using])
     return {name: objects for name, objects in present.items() if name not in wanted}
 
@@ -99,9 +100,22 @@ def install(using=None, verbosity=1, stdout=None):
                 )
                 continue
             changed.append(name)
+        if _install_commit_marker(connection, present.get(log_table(), {})):
+            changed.append(log_table())
     if verbosity and stdout is not None and changed:
         stdout.write(f"  rest_live: change capture brought up to date on {', '.join(changed)}")
     return changed
+
+
+def _install_commit_marker(connection, present):
+    """Create, replace or drop the log's commit marker (triggers.commit_marker) to match the
+    settings; whether anything changed."""
+    vendor = connection.vendor
+    if present == triggers.commit_marker_state(vendor, log_table()):
+        return False
+    _run(connection, triggers.drop_statements(vendor, log_table(), present))
+    _run(connection, triggers.commit_marker(vendor, log_table()).values())
+    return True
 
 
 def remove(using=None):

@@ -14,6 +14,8 @@ their next poll of the log, or at once when a Django write wakes them through th
 import hashlib
 from dataclasses import dataclass
 
+from django.db import connections
+
 from rest_live import conf
 
 NOTIFY_CHANNEL = "rest_live"
@@ -110,6 +112,54 @@ def expected_state(table, vendor, log_table):
         state[f"{function}()"] = _postgresql_body(table, log_table)
         return state
     return created
+
+
+def commit_marker(vendor, log_table):
+    """{name: SQL} of PostgreSQL's commit marker, or {} where there is none: a deferred trigger
+    on the log, whose NOTIFY comes after every notification of its transaction, so a server
+    knows when it has heard all of a transaction's rows (feed.py), even when they fill several
+    network reads. Its notifications are one per transaction: PostgreSQL sends a payload once
+    however often a transaction repeats it."""
+    if vendor != "postgresql" or not conf.setting("NOTIFY"):
+        return {}
+    return {
+        f"{_COMMITTED}()": (
+            f"CREATE OR REPLACE FUNCTION {_COMMITTED}() RETURNS trigger LANGUAGE plpgsql "
+            f"AS $rest_live${_COMMITTED_BODY}$rest_live$"
+        ),
+        _COMMITTED: (
+            f"CREATE CONSTRAINT TRIGGER {_COMMITTED} AFTER INSERT ON {_quote(log_table)} "
+            f"DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION {_COMMITTED}()"
+        ),
+    }
+
+
+def commit_marker_state(vendor, log_table):
+    """What `installed` reports for the log table once the commit marker is in place."""
+    if not commit_marker(vendor, log_table):
+        return {}
+    return {_COMMITTED: f"ON {_COMMITTED}", f"{_COMMITTED}()": _COMMITTED_BODY}
+
+
+def commits_marked(using, log_table):
+    """Whether the commit marker is installed on the log in database `using`."""
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT 1 FROM pg_trigger WHERE tgname = %s AND tgrelid = to_regclass(%s)",
+            [_COMMITTED, _quote(log_table)],
+        )
+        return cursor.fetchone() is not None
+
+
+COMMITTED = "committed"  # the first item of the marker's payload: ["committed", txid]
+_COMMITTED = f"{_PREFIX}committed"
+_COMMITTED_BODY = (
+    f"BEGIN PERFORM pg_notify('{NOTIFY_CHANNEL}', "
+    f"json_build_array('{COMMITTED}', txid_current())::text); RETURN NULL; END;"
+)
 
 
 def is_supported(vendor):
