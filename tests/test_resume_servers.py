@@ -1,0 +1,154 @@
+"""Resuming on real servers (docs/protocol.md, "Positions and resuming"): a client that lost its
+socket comes back with its position and is sent only the objects that changed, after a dropped
+connection and after the server was killed, and a snapshot once the log was pruned past it.
+
+The client keeps its state only from the frames it received, by `pk`, and compares it with what
+REST lists after each step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.appserver import PRODUCTION_ENV, LiveSocket, served
+from tests.baking import BakedProject, service_env
+from tests.combos import combo_params
+from tests.mirror import rest_list
+
+pytestmark = pytest.mark.timeout(300)
+
+TODOS = 50
+SEED = f"""
+from todos.models import Todo
+Todo.objects.all().delete()
+Todo.objects.bulk_create([Todo(title=f"todo {{n}}") for n in range({TODOS})])
+"""
+# Shell code: three todos change through the ORM and raw SQL, in three transactions.
+CHANGES = """
+from django.db import connection
+from todos.models import Todo
+first, second, third = Todo.objects.order_by("id")[{start}:{start} + 3]
+print(first.pk, second.pk, third.pk)
+first.title = "renamed {start}"
+first.save()
+with connection.cursor() as cursor:
+    cursor.execute("UPDATE todos_todo SET done = NOT done WHERE id = %s", [second.pk])
+third.delete()
+"""
+PRUNE = """
+from django.test import override_settings
+from rest_live import feed
+with override_settings(REST_LIVE_CHANGE_LOG_SECONDS=0.001):
+    feed._prune()
+"""
+
+
+class Client:
+    """One subscription's state, built from the frames received, by `pk`; the latest position."""
+
+    def __init__(self) -> None:
+        self.state: dict = {}
+        self.position = None
+        self.frames: list[dict] = []
+
+    async def subscribe(self, server, resume=False) -> dict:
+        """Subscribe on a new socket (resuming if asked); returns the first answer."""
+        self.socket = await LiveSocket.open(server)
+        frame = {"type": "subscribe", "id": 1, "model": "todos.Todo", "action": "list"}
+        frame |= {"resume": self.position} if resume else {"snapshot": True}
+        await self.socket.send(frame)
+        answer = await self.receive()
+        if answer["type"] == "resume_failed":
+            await self.receive()  # the snapshot that follows
+        return answer
+
+    async def receive(self) -> dict:
+        frame = await self.socket.receive(timeout=20)
+        self.frames.append(frame)
+        if frame["type"] == "snapshot":
+            self.state = dict(zip(frame["pks"], frame["instances"], strict=True))
+        elif frame["type"] == "resumed":
+            for item in frame["broadcasts"]:
+                self.apply(item)
+        elif frame["type"] == "broadcast":
+            self.apply(frame)
+        if frame.get("position"):
+            self.position = frame["position"]
+        return frame
+
+    def apply(self, item: dict) -> None:
+        if item["action"] == "DELETED":
+            self.state.pop(item["pk"], None)
+        else:
+            self.state[item["pk"]] = item["instance"]
+
+    def matches(self, server) -> bool:
+        return self.state == rest_list(server)
+
+
+@pytest.fixture
+def project(combo, bake, baked_venv, postgres_server, redis_server):
+    database = postgres_server.create_database(f"resume_{combo.name}")
+    env = {**service_env(combo, database, redis_server.url), **PRODUCTION_ENV}
+    project = BakedProject(path=bake(combo), combo=combo, venv=baked_venv, env=env)
+    project.manage("migrate", "--noinput")
+    return project
+
+
+def change_three(project: BakedProject, start: int) -> set[int]:
+    out = project.manage("shell", "-c", CHANGES.format(start=start)).stdout
+    return {int(pk) for pk in out.split()[-3:]}
+
+
+@pytest.mark.parametrize("combo", combo_params("production_daphne", "production"))
+def test_a_client_resumes_with_only_what_changed_then_falls_back_once_pruned(
+    combo, project, tmp_path
+):
+    project.manage("shell", "-c", SEED)
+    with served(project.path, project.venv, project.env, combo["asgi_server"], tmp_path) as app:
+
+        async def scenario():
+            client = Client()
+            assert (await client.subscribe(app))["type"] == "snapshot"
+            assert len(client.state) == TODOS and client.matches(app)
+            await client.socket.close()
+
+            # Away while three todos change; back on the same server.
+            changed = change_three(project, 0)
+            resumed = await client.subscribe(app, resume=True)
+            assert resumed["type"] == "resumed", resumed
+            assert {item["pk"] for item in resumed["broadcasts"]} == changed
+            assert client.matches(app)
+
+            # Live from there: one more write arrives as a broadcast.
+            later = change_three(project, 10)
+            while not client.matches(app):
+                frame = await client.receive()
+                assert frame["type"] == "broadcast", frame
+                assert frame["pk"] in later
+
+            # The server killed while the client is away: another process resumes it.
+            app.kill()
+            changed = change_three(project, 20)
+            app.start()
+            resumed = await client.subscribe(app, resume=True)
+            assert resumed["type"] == "resumed", resumed
+            assert {item["pk"] for item in resumed["broadcasts"]} == changed
+            assert client.matches(app)
+            await client.socket.close()
+
+            # The log pruned past the client's position: it is told, then sent a snapshot.
+            change_three(project, 30)
+            project.manage("shell", "-c", PRUNE)
+            failed = await client.subscribe(app, resume=True)
+            assert (failed["type"], failed["reason"]) == ("resume_failed", "expired"), failed
+            assert client.frames[-1]["type"] == "snapshot"
+            assert client.matches(app)
+            await client.socket.close()
+
+            snapshots = [frame for frame in client.frames if frame["type"] == "snapshot"]
+            assert len(snapshots) == 2  # the first subscribe, and after the prune
+
+        asyncio.run(scenario())
