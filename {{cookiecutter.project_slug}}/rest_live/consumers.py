@@ -180,6 +180,9 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
             await super().websocket_receive(message)
 
     async def receive(self, text_data=None, bytes_data=None):
+        # A transaction's frames still on their way end here, before the answer to this frame:
+        # nothing for a subscription may follow its `unsubscribed`, nor older state its snapshot.
+        await self._end_transaction(None)
         try:
             if text_data is None:
                 raise ProtocolError(protocol.BAD_REQUEST, "Frames must be JSON text, not binary.")

@@ -109,9 +109,9 @@ class Hub:
         # One batch at a time: were a later change handed out first at some sockets, those
         # sockets would see it before the earlier one.
         async with self._handling:
-            targets = []
+            targets, lost = [], set()
             for change in changes:
-                targets += await self._targets(change)
+                targets += await self._targets(change, lost)
             handed = {}  # the watchers handed a change of it, in order
             for target in _merged(targets):
                 await self._hand_out(target, source, handed)
@@ -121,9 +121,9 @@ class Hub:
                 except Exception:
                     logger.exception("rest_live could not end a transaction's frames")
 
-    async def _targets(self, change):
+    async def _targets(self, change, lost):
         if change.truncated:
-            await self._lose(change)
+            await self._lose(change, lost)
             return []
         targets = [change] if change.model in self._watchers else []
         related = [
@@ -144,19 +144,21 @@ class Hub:
                 type(error).__name__,
                 error,
             )
-            await self._lose(change, related)
+            await self._lose(change, lost, related)
             return targets
         return targets + [
             change.about(label, pks, views) for label, (pks, views) in found.items() if pks
         ]
 
-    async def _lose(self, change, related=None):
+    async def _lose(self, change, lost, related=None):
         """Tell the watchers of `change`'s model, and of the views that show its rows, that
-        they cannot follow it: their subscriptions re-sync."""
+        they cannot follow it: their subscriptions re-sync, once per transaction (`lost`: the
+        labels told so far), however many of its tables were truncated."""
         if related is None:
             related = registry.dependents(change.model)
         labels = {change.model} | {_label(dependency.view_model) for dependency in related}
-        for label in labels:
+        for label in labels - lost:
+            lost.add(label)
             for watcher in list(self._watchers.get(label, ())):
                 await watcher.lose_change(label)
 

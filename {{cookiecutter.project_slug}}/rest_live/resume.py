@@ -6,6 +6,8 @@ A catch-up never carries more objects than a snapshot would: when it would, or w
 cannot say what changed, the client is told why (`Unresumable`) and gets a snapshot instead.
 """
 
+from django.db import router
+
 from rest_live import conf, feed, positions
 from rest_live.capture import dependencies, registry
 from rest_live.capture.install import log_database
@@ -16,6 +18,10 @@ def catch_up(subscriber, position, epoch, shown):
     """[(action, pk, rendered instance)] of what changed after `position` for `subscriber`, an
     authorized subscriber who sees `shown` objects now. Raises `Unresumable`. Runs in the
     database thread."""
+    if router.db_for_write(subscriber.model) != log_database():
+        raise Unresumable(
+            "unlogged", "This model's changes are not in the change log: here is a snapshot."
+        )
     through = positions.check(position, epoch, log_database())
     most = min(conf.setting("SNAPSHOT_LIMIT"), shown)
     own = subscriber.model._meta.concrete_model._meta.label

@@ -140,8 +140,9 @@ class APICommunicator(WebsocketCommunicator):
 
 class ClientState:
     """What a client holds of its subscriptions, built only from the frames it received, as
-    docs/protocol.md tells a client to: {subscription id: {pk: instance}}, and the latest
-    position. Frames of a transaction (`more`) are applied when its last one arrives."""
+    docs/protocol.md tells a client to: {subscription id: {pk: instance}}, and the position of
+    the last frame applied. Frames of a transaction (`more`) are applied when its last one
+    arrives; `dropped()` forgets those still held, as a closed socket does."""
 
     def __init__(self):
         self.objects = {}
@@ -152,10 +153,11 @@ class ClientState:
         kind, request_id = frame.get("type"), frame.get("id")
         if kind == "broadcast":
             self._pending.append(frame)
-            if not frame.get("more"):
-                pending, self._pending = self._pending, []
-                for item in pending:
-                    self._apply_one(self.objects.setdefault(item["id"], {}), item)
+            if frame.get("more"):
+                return  # neither applied nor its position kept until the transaction ends
+            pending, self._pending = self._pending, []
+            for item in pending:
+                self._apply_one(self.objects.setdefault(item["id"], {}), item)
         elif kind == "snapshot":
             self.objects[request_id] = dict(zip(frame["pks"], frame["instances"], strict=True))
         elif kind == "resumed":
@@ -166,6 +168,10 @@ class ClientState:
             self.objects.pop(request_id, None)  # a snapshot follows
         if frame.get("position") is not None:
             self.position = frame["position"]
+
+    def dropped(self):
+        """The socket closed: a transaction cut off with it is sent again on resuming."""
+        self._pending = []
 
     def of(self, request_id):
         """{pk: instance} of subscription `request_id` (JSON keys: a pk is as the frame had it)."""

@@ -7,6 +7,8 @@ from rest_framework import permissions, serializers, viewsets
 
 from rest_live import positions
 from rest_live.capture.install import log_database
+from rest_live.changes import Change
+from rest_live.hub import hub
 from rest_live.mixins import RealtimeMixin
 from rest_live.models import LogState
 from rest_live.testing import ClientState
@@ -73,6 +75,26 @@ class PositionTests(LiveTestCase):
         frames = [await self.receive(socket) for _ in range(3)]
         self.assertEqual([frame.get("more") for frame in frames], [True, True, None])
         self.assertEqual(len({frame["position"] for frame in frames}), 1)
+        await self.assertNothing(socket)
+
+    async def test_a_client_frame_ends_the_transaction_on_its_way_before_its_answer(self):
+        """The hub hands a socket a transaction's changes one at a time; a frame the client sent
+        meanwhile is answered after the frames already evaluated, the last of them without
+        `more`: nothing of a subscription follows its `unsubscribed`."""
+        groups = [await self.db(Group.objects.create, name=name) for name in ["a", "b"]]
+        socket = await self.connect()
+        request_id = await self.subscribe(socket, MODEL)
+        (consumer,) = hub()._watchers[MODEL]
+        change = Change(MODEL, tuple(group.pk for group in groups), "made up", through=1)
+        consumer.begin_change(change)
+        await consumer.take_change(change)  # the transaction's last change is still to come
+        await socket.send_json_to({"type": "unsubscribe", "id": request_id, "ack": True})
+        frames = [await self.receive(socket) for _ in range(3)]
+        self.assertEqual(
+            [(frame["type"], frame.get("more")) for frame in frames],
+            [("broadcast", True), ("broadcast", None), ("unsubscribed", None)],
+        )
+        await consumer.end_transaction()
         await self.assertNothing(socket)
 
 
