@@ -1,4 +1,4 @@
-"""`manage.py live_asyncapi`: the AsyncAPI 3.0 document of the live socket (rest_live/asyncapi.py).
+"""`manage.py live_asyncapi`: the AsyncAPI 3.0 document of the live socket (rest_live/asyncapi/).
 
 python manage.py live_asyncapi                          # JSON, to stdout
 python manage.py live_asyncapi --output asyncapi.json   # to a file
