@@ -15,6 +15,7 @@ also refreshes docs/demo.png, the copy the README shows.
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import re
 import shutil
@@ -341,6 +342,69 @@ def test_the_page_reconnects_after_a_server_restart(pages, demo):
     demo.create_in_shell("Written after the restart")
     expect(todo(page, "Written after the restart")).to_be_visible(timeout=LIVE_MS)
     assert page.evaluate("window.sameDocument") is True
+
+
+# A page of the demo's origin that keeps the todos with rest-live.js (from the server) and
+# records each callback: its action, pk, whether a resume brought it, and the task it ran in.
+RECORDING_CLIENT = """async () => {
+  const { LiveClient, LiveMap } = await import("/static/rest_live/rest-live.js");
+  const record = { calls: [], transactions: [], task: 0 };
+  const tick = () => { record.task += 1; setTimeout(tick, 0); };
+  tick();
+  const todos = new LiveMap();
+  const live = new LiveClient("/ws/subscribe/");
+  live.subscribe({ model: "todos.Todo", action: "list", snapshot: true }, (action, data, info) => {
+    todos.apply(action, data, info);
+    record.calls.push([action, info.pk ?? null, Boolean(info.resumed), record.task]);
+  });
+  live.on("transaction", ({ frames }) => record.transactions.push(frames.length));
+  window.record = record;
+  window.state = () => Object.fromEntries(todos);
+  window.liveStatus = () => live.status;
+}"""
+TICK_THREE = """
+from django.db import transaction
+from todos.models import Todo
+with transaction.atomic():
+    for todo in Todo.objects.order_by("id")[:3]:
+        todo.title += " (ticked together)"
+        todo.save()
+"""
+
+
+def rest_todos(demo: Demo) -> dict[str, dict]:
+    status, _headers, body = fetch(demo.url + "/api/todos/")
+    assert status == 200
+    return {str(todo["id"]): todo for todo in json.loads(body)}
+
+
+@on_both_servers
+def test_the_client_applies_a_transaction_at_once_and_resumes_after_a_drop(pages, demo):
+    """rest-live.js in Chromium against the real server: a three-row transaction reaches the
+    callbacks in one task; after the server went away and came back, the client resumes,
+    receiving only what changed meanwhile, and no snapshot."""
+    page = pages.open()
+    pages.allowed.append(SOCKET_REFUSED)
+    page.evaluate(RECORDING_CLIENT)
+    page.wait_for_function("window.record.calls.length === 1")  # the snapshot
+    assert page.evaluate("window.state()") == rest_todos(demo)
+
+    demo.shell(TICK_THREE)
+    page.wait_for_function("window.record.calls.length === 4", timeout=LIVE_MS * 5)
+    calls = page.evaluate("window.record.calls")[1:]
+    assert [action for action, *_ in calls] == ["UPDATED"] * 3
+    assert len({task for *_, task in calls}) == 1, calls  # one task: never half applied
+    assert page.evaluate("window.record.transactions") == [3]
+    assert page.evaluate("window.state()") == rest_todos(demo)
+
+    demo.server.stop()
+    page.wait_for_function("window.liveStatus() === 'reconnecting'")
+    demo.create_in_shell("Written while the client was away")
+    demo.server.start()
+    page.wait_for_function("window.record.calls.length === 5", timeout=RECONNECT_MS)
+    action, _pk, resumed, _task = page.evaluate("window.record.calls")[-1]
+    assert (action, resumed) == ("CREATED", True)  # resumed: only the new todo, no snapshot
+    assert page.evaluate("window.state()") == rest_todos(demo)
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 // can slip in between loading and listening. Writes go through the REST API; the page then
 // hears about them like every other page does, through the socket.
 
-import { LiveClient } from "../rest_live/rest-live.js";
+import { LiveClient, LiveMap } from "../rest_live/rest-live.js";
 
 const STATUS_TEXT = {
   connecting: "Connecting…",
@@ -21,7 +21,9 @@ const form = document.getElementById("new-todo"); // only for signed-in users
 const signedIn = app.dataset.signedIn === "true";
 const api = app.dataset.api;
 
-const todos = new Map(); // id -> the instance as the server last sent it
+// pk -> the todo as the server last sent it. A snapshot replaces it; the changes of one
+// transaction (or a reconnect's catch-up) are applied together, and the page drawn once after.
+const todos = new LiveMap();
 
 const live = new LiveClient(app.dataset.socket);
 live.on("status", (value) => {
@@ -29,18 +31,12 @@ live.on("status", (value) => {
   status.textContent = STATUS_TEXT[value];
 });
 live.on("error", (error) => showError(error.message));
+live.on("transaction", () => render());
 live.subscribe(
   { model: "todos.Todo", action: "list", snapshot: true },
-  (action, data) => {
-    if (action === "SNAPSHOT") {
-      todos.clear();
-      for (const todo of data) todos.set(todo.id, todo);
-    } else if (action === "DELETED") {
-      todos.delete(data.id);
-    } else {
-      todos.set(data.id, data); // CREATED or UPDATED: this is the todo now
-    }
-    render();
+  (action, data, info) => {
+    todos.apply(action, data, info);
+    if (action === "SNAPSHOT") render();
   },
   (error) => {
     // Refused (a re-sync after the login ended, say): the page shows nothing of it, as REST.
