@@ -7,7 +7,7 @@ import json
 import tempfile
 from io import StringIO
 from pathlib import Path
-from unittest import mock, skipUnless
+from unittest import mock
 
 from asgiref.sync import sync_to_async
 from channels.auth import AuthMiddlewareStack
@@ -173,24 +173,6 @@ class ProjectDocumentTests(SimpleTestCase):
                 name = instance["properties"]["instance"]["$ref"].rsplit("/", 1)[1]
                 self.assertIn(name, rest)
                 self.assertEqual(document["components"]["schemas"][name], json_schema(rest[name]))
-
-    @skipUnless(import_string(settings.REST_LIVE_ROUTERS[0]).view_for("todos.Todo"), "no Todo")
-    def test_the_todo_instance_schema_is_the_rest_apis(self):
-        document = live_asyncapi()
-        schemas = document["components"]["schemas"]
-        rest = rest_components()["Todo"]
-        self.assertEqual(set(schemas["Todo"]["properties"]), set(rest["properties"]))
-        self.assertEqual(schemas["Todo"], json_schema(rest))
-        payload = broadcast_of(document, "todos.Todo")["payload"]
-        self.assertEqual(payload["properties"]["model"]["const"], "todos.Todo")
-        self.assertIn(
-            {"$ref": "#/components/schemas/Todo"}, payload["properties"]["instance"]["anyOf"]
-        )
-        (subscribe,) = messages(document, "receive")["subscribe"]
-        properties = subscribe["payload"]["properties"]
-        query_params = resolve(document, properties["query_params"]["$ref"])
-        self.assertEqual(set(query_params["properties"]), {"search", "ordering"})
-        self.assertEqual(set(properties["action"]["enum"]), {"list", "retrieve"})
 
     def test_the_examples_of_each_message_are_valid(self):
         document = live_asyncapi()
