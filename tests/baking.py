@@ -143,18 +143,27 @@ def _remove_stale_venvs(keep: Path, unused_days: float = 7) -> None:
     Several venvs are live at once (one per interpreter and Django version), so age, not "not
     the one I just built", decides what is stale.
     """
+    prune_cache("baked-venv-*.lock", keep=keep, unused_days=unused_days)
+
+
+def prune_cache(pattern: str, keep: Path, unused_days: float = 7) -> None:
+    """Delete the .cache/ folders whose lock files match `pattern` (`node-*.lock`) and whose
+    `.complete` marker is older than `unused_days` (or missing), except `keep`.
+
+    A folder whose lock another process holds (building or using it) is left alone.
+    """
     cutoff = time.time() - unused_days * 86400
-    for lock_path in CACHE_DIR.glob("baked-venv-*.lock"):
-        venv = lock_path.with_suffix("")
-        marker = venv / ".complete"
-        if venv == keep or (marker.exists() and marker.stat().st_mtime > cutoff):
+    for lock_path in CACHE_DIR.glob(pattern):
+        folder = lock_path.with_suffix("")
+        marker = folder / ".complete"
+        if folder == keep or (marker.exists() and marker.stat().st_mtime > cutoff):
             continue
         with open(lock_path, "w") as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 continue
-            shutil.rmtree(venv, ignore_errors=True)
+            shutil.rmtree(folder, ignore_errors=True)
             lock_path.unlink(missing_ok=True)
 
 

@@ -18,15 +18,15 @@ Without `node` or `npm` on PATH it raises `NodeNotInstalled`; in a test, call `r
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import hashlib
 import os
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
+
+from tests import baking
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent
 JS_DIR = Path(__file__).resolve().parent / "js"
@@ -136,22 +136,7 @@ def _npm_ci(npm: str, prefix: Path) -> None:
 
 def _remove_stale_installs(keep: Path, unused_days: float = 7) -> None:
     """Delete installs of older pins unused for a week, skipping any in use right now."""
-    cutoff = time.time() - unused_days * 86400
-    for lock_path in CACHE_DIR.glob("node-*.lock"):
-        target = lock_path.with_suffix("")
-        if target == keep:
-            continue
-        marker = target / ".complete"
-        if marker.exists() and marker.stat().st_mtime > cutoff:
-            continue
-        with open(lock_path, "w") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue
-            shutil.rmtree(target, ignore_errors=True)
-            with contextlib.suppress(FileNotFoundError):
-                lock_path.unlink()
+    baking.prune_cache("node-*.lock", keep=keep, unused_days=unused_days)
 
 
 def bin_path(name: str) -> Path:
