@@ -1,15 +1,45 @@
-"""System checks of the live views: views no router serves, relations the capture cannot follow,
-and tables whose change capture is missing or stale."""
+"""rest_live's system checks, registered by the app's `ready()`: settings that cannot work, live
+views no router serves, relations the capture cannot follow, and tables whose change capture is
+missing or stale."""
 
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, connections
 from django.urls import URLPattern, URLResolver, get_resolver
-from django.utils.module_loading import import_string
 
+from rest_live import conf
 from rest_live.capture import install, registry, triggers
 from rest_live.mixins import RealtimeMixin
+
+
+def check_settings(app_configs, **kwargs):
+    """A router list that is empty (W001), no channel layer (E001), a limit that cannot work
+    (E002)."""
+    problems = []
+    if not conf.router_paths():
+        problems.append(
+            checks.Warning(
+                "REST_LIVE_ROUTERS is empty, so writes from processes that do not import your "
+                "websocket routing (manage.py shell, workers) will not broadcast.",
+                hint="Set REST_LIVE_ROUTERS = ['config.routing.router'] in settings.",
+                id="rest_live.W001",
+            )
+        )
+    if "default" not in getattr(settings, "CHANNEL_LAYERS", {}):
+        problems.append(
+            checks.Error(
+                "rest_live needs a channel layer, and CHANNEL_LAYERS has no 'default'.",
+                hint="Use channels.layers.InMemoryChannelLayer for one process, "
+                "channels_redis for several.",
+                id="rest_live.E001",
+            )
+        )
+    for message in conf.problems():
+        problems.append(
+            checks.Error(message, hint="See rest_live/conf.py for each limit.", id="rest_live.E002")
+        )
+    return problems
 
 
 def url_views(patterns):
@@ -32,8 +62,12 @@ def check_live_views_are_routed(app_configs, **kwargs):
     REST_LIVE_ROUTERS serves: REST answers, but every subscription to its model gets a 404.
 
     A model served by another view (a subclass, say) is fine: its subscriptions go to that view.
+    Settings without ROOT_URLCONF (a library's test settings, say) have no URLconf to look in:
+    skipped, as Django's own URL checks are.
     """
-    routers = [import_string(path) for path in getattr(settings, "REST_LIVE_ROUTERS", ())]
+    if not getattr(settings, "ROOT_URLCONF", None):
+        return []
+    routers = conf.routers()
     problems = []
     for view in url_views(get_resolver().url_patterns):
         if not (isinstance(view, type) and issubclass(view, RealtimeMixin)):

@@ -186,7 +186,7 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
         try:
             if text_data is None:
                 raise ProtocolError(protocol.BAD_REQUEST, "Frames must be JSON text, not binary.")
-            request = protocol.parse(text_data)
+            request = protocol.parse(text_data, self.router.view_for)
             if isinstance(request, Subscribe):
                 await self.subscribe(request)
             elif isinstance(request, Hello):
@@ -219,10 +219,8 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
                 request.id,
             )
         found = self.router.view_for(request.model)
-        if found is None:
-            raise ProtocolError(
-                protocol.NOT_FOUND, f"No live view serves model {request.model!r}.", request.id
-            )
+        if found is None:  # parse() refused it; a Subscribe made in code may still name one
+            raise protocol.unknown_model(request.model, request.id)
         model, view_class = found
         actions = view_class.get_live_actions()
         if request.action not in actions:

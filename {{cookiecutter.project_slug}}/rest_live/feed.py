@@ -38,9 +38,28 @@ from rest_live.models import Change as LoggedChange
 
 logger = logging.getLogger(__name__)
 
+# Constants, not settings: each trades a little database work for a little latency in rare cases,
+# and no deployment needs another trade than these (those that do are settings:
+# REST_LIVE_CHANGE_POLL_SECONDS, REST_LIVE_CHANGE_LOG_SECONDS).
+#
+# How long a gap (an id below the newest, not read yet) is looked for at every read, not only at
+# the timed polls. Concurrent transactions commit out of order by milliseconds; 2 s leaves room
+# for a commit held up by a slow fsync, a lock or a pause of the writer. Longer: the reads that
+# wake-ups cause look up more ids (a rolled-back write's for this long). Shorter: a transaction
+# that commits more than this after its first write, and whose rows no NOTIFY carried (NOTIFY
+# off, a row too long for a payload), waits for the next timed poll.
 _YOUNG_GAP_SECONDS = 2.0
-_BATCH = 2000  # log rows read at most per poll; a longer backlog takes several polls
-_PRUNE_EVERY = 60.0  # seconds between deletions of rows older than the log keeps
+# Log rows one read takes at most. A longer backlog (what piled up while the database was away; on
+# SQLite, where each changed row is a log row, a transaction of more rows) is read a batch a poll,
+# and a transaction longer than a batch reaches clients in parts. Every evaluation waits behind
+# these reads on the database thread: larger holds them up longer and more rows in memory at
+# once; smaller drains a backlog more slowly.
+_BATCH = 2000
+# Seconds between a process's deletions of the rows older than REST_LIVE_CHANGE_LOG_SECONDS; the
+# log's epoch (positions.py) is read again with each, so a restored database is noticed within
+# this. A tenth of the default 600 s keeps the table at most a tenth larger than what the log
+# keeps, for one DELETE a minute per process: shorter deletes more often, longer keeps more rows.
+_PRUNE_EVERY = 60.0
 _RECENT = 256  # ids below the newest that may still be in open transactions when a feed starts
 
 

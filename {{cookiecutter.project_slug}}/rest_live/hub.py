@@ -33,7 +33,13 @@ from rest_live.feed import ChangeFeed
 logger = logging.getLogger(__name__)
 activity = logging.getLogger("rest_live.activity")
 
-# The core Redis layer expires group memberships (a day, by default): they are renewed this often.
+# How often the hub renews its group membership. The core Redis layer (channels_redis.core)
+# drops members after its `group_expiry`, a day by default; the pub/sub layer the template
+# configures and the in-memory one never do. An hour renews well inside a day for one group_add
+# an hour per process. A core layer set to expire groups in less than an hour needs this lower:
+# past its expiry the hub hears no wake-ups on the layer, and changes reach it by NOTIFY
+# (PostgreSQL) or at the next poll (REST_LIVE_CHANGE_POLL_SECONDS): later, never lost. A
+# constant, not a setting: only that rare configuration needs another value.
 _REJOIN_SECONDS = 3600.0
 _PROBE_GROUP = "rest_live.probe"  # nobody listens: a send to it only asks the layer to answer
 

@@ -13,6 +13,8 @@ import logging
 from channels.security.websocket import OriginValidator
 from django.conf import settings
 
+from rest_live import conf
+
 logger = logging.getLogger(__name__)
 
 
@@ -21,15 +23,19 @@ def AllowedOriginsValidator(application):  # noqa: N802 (named like the channels
     localhost with DEBUG on and no ALLOWED_HOSTS, as Channels' AllowedHostsOriginValidator), or
     exactly the entries of `settings.WEBSOCKET_ALLOWED_ORIGINS` when that is set (channels'
     patterns: "https://app.example.com", "example.com", ".example.com" for its subdomains)."""
-    origins = getattr(settings, "WEBSOCKET_ALLOWED_ORIGINS", None)
+    origins, source = conf.allowed_origins(), "WEBSOCKET_ALLOWED_ORIGINS"
     if not origins:
-        origins = settings.ALLOWED_HOSTS
+        origins, source = settings.ALLOWED_HOSTS, "ALLOWED_HOSTS"
         if settings.DEBUG and not origins:
             origins = ["localhost", "127.0.0.1", "[::1]"]
-    return _LoggedOriginValidator(application, list(origins))
+    return _LoggedOriginValidator(application, list(origins), source)
 
 
 class _LoggedOriginValidator(OriginValidator):
+    def __init__(self, application, allowed_origins, source):
+        super().__init__(application, allowed_origins)
+        self.source = source  # the setting `allowed_origins` came from, for the log
+
     def valid_origin(self, parsed_origin):
         if super().valid_origin(parsed_origin):
             return True
@@ -42,8 +48,6 @@ class _LoggedOriginValidator(OriginValidator):
             logger.info(
                 "rest_live refused a websocket handshake from Origin %s without a token: not in %s",
                 parsed_origin.geturl(),
-                "WEBSOCKET_ALLOWED_ORIGINS"
-                if getattr(settings, "WEBSOCKET_ALLOWED_ORIGINS", None)
-                else "ALLOWED_HOSTS",
+                self.source,
             )
         return False

@@ -60,9 +60,15 @@ class Unsubscribe:
     ack: bool = False  # answer "unsubscribed" once it is over
 
 
-def parse(text):
+def parse(text, served=None):
     """The `Subscribe`, `Unsubscribe` or `Hello` a text frame asks for; ProtocolError 400 if
-    malformed."""
+    malformed, and 404 for a subscribe to a model label that `served(label)` (the socket's
+    router's `view_for`) does not serve.
+
+    Which error wins (docs/protocol.md, "error"): the frame's JSON, its id and its type, then the
+    model, so that a model the socket does not serve is a 404 whatever else is wrong with the
+    subscribe (as in 0.7), then the other fields.
+    """
     try:
         frame = json.loads(text)
     except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser goes
@@ -81,7 +87,7 @@ def parse(text):
             f"Unknown type {kind!r}: use 'subscribe', 'unsubscribe' or 'hello'.",
             request_id,
         )
-    return _subscribe(frame, request_id)
+    return _subscribe(frame, request_id, served)
 
 
 def _request_id(frame):
@@ -95,13 +101,15 @@ def _request_id(frame):
     return request_id
 
 
-def _subscribe(frame, request_id):
+def _subscribe(frame, request_id, served):
     def refuse(message):
         return ProtocolError(BAD_REQUEST, message, request_id)
 
     model = frame.get("model")
     if not isinstance(model, str) or not model:
         raise refuse("'model' must be a string such as 'todos.Todo'.")
+    if served is not None and not served(model):
+        raise unknown_model(model, request_id)
     action = frame.get("action")
     if action not in ACTIONS:
         raise refuse(f"'action' must be one of {', '.join(ACTIONS)}.")
@@ -122,6 +130,12 @@ def _subscribe(frame, request_id):
         ack=_flag(frame, "ack", request_id),
         resume=_resume(frame.get("resume"), refuse),
     )
+
+
+def unknown_model(model, request_id):
+    """The error for a model label no view on the socket serves: the same whatever the label
+    (an unregistered model, one that does not exist, nonsense), so it tells nothing more."""
+    return ProtocolError(NOT_FOUND, f"No live view serves model {model!r}.", request_id)
 
 
 def _resume(value, refuse):

@@ -5,7 +5,7 @@ command, a WSGI worker, a job), runs each call on an event loop of its own, and 
 connects to Redis afresh for each loop: 2.4 ms a publish, where one on a loop that lives on, over
 the connection it already has, takes a fraction of a millisecond. So publishes run on one loop
 per process, in a thread of its own, and the writing thread waits for each to be taken (in order,
-and knowing whether it failed) for at most `_TIMEOUT` seconds.
+and knowing whether it failed) for at most `REST_LIVE_PUBLISH_TIMEOUT_SECONDS` (conf.py).
 
 The in-memory layer is the exception: its queues belong to the event loop of the server it runs in,
 so it is published to from there, as Channels does.
@@ -18,7 +18,7 @@ import threading
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer
 
-_TIMEOUT = 5.0  # seconds a write waits for an unanswering layer before giving the change up
+from rest_live import conf
 
 _lock = threading.Lock()
 _loop = None
@@ -32,7 +32,7 @@ def publish(layer, group, message):
         return
     future = asyncio.run_coroutine_threadsafe(layer.group_send(group, message), _publishing_loop())
     try:
-        future.result(_TIMEOUT)
+        future.result(conf.setting("PUBLISH_TIMEOUT_SECONDS"))
     except TimeoutError:
         future.cancel()
         raise

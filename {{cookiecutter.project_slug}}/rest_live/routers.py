@@ -9,7 +9,8 @@ from rest_live.mixins import RealtimeMixin
 
 
 class RealtimeRouter:
-    """Register live views, then route a URL to `as_consumer()`.
+    """Register live views, then route a URL to `as_consumer()`. A router serves a model with one
+    view, registered once; anything else is ImproperlyConfigured at `register`.
 
     `public=False` closes sockets without an authenticated user (close code 4003).
     """
@@ -33,7 +34,15 @@ class RealtimeRouter:
         model = view.get_live_model()
         label = model._meta.label_lower
         registered = self._views.get(label)
-        if registered is not None and registered[1] is not view:
+        # A second registration is refused, even of the same view: as Django's admin refuses a
+        # model registered twice (AlreadyRegistered) and DRF's routers a basename, and as 0.7
+        # did (RuntimeWarning). The second line is a leftover or, more often, a copy of the first
+        # that should have named another view, which would otherwise go unserved in silence.
+        if registered is not None and registered[1] is view:
+            raise ImproperlyConfigured(
+                f"{name} is already registered on this router; register each view once."
+            )
+        if registered is not None:
             raise ImproperlyConfigured(
                 f"{model._meta.label} is already served by {registered[1].__qualname__} on this "
                 f"router; one view per model per router. Serve {name} from a second "

@@ -26,8 +26,13 @@ from rest_live.subscriber import NOTHING, keys
 
 activity = logging.getLogger("rest_live.activity")
 
-# Changes whose outcome is kept for sockets that have not read it yet. A socket further behind
-# than this re-evaluates, which costs a query but is still correct for it.
+# Changes whose outcome (the frames it means to this subscription) one subscription keeps for
+# holders that have not read it yet; an outcome goes as soon as every holder has. A socket falls
+# behind while it is busy (a snapshot, a slow send) and changes keep coming: at a hundred changes
+# a second, 256 lets it be busy for 2.5 s. One further behind re-evaluates on its own each change
+# it missed, a query each, still correct for it. Larger keeps more rendered frames in memory for
+# a lagging socket; smaller makes lagging cost queries sooner. A constant: it bounds memory, not
+# anything a client sees.
 _KEPT_OUTCOMES = 256
 
 _by_loop = weakref.WeakKeyDictionary()  # event loop -> {key: LiveSubscription}

@@ -6,7 +6,7 @@ import time
 from django.contrib.auth.models import Group
 from django.test import SimpleTestCase, override_settings
 
-from rest_live.apps import check_settings
+from rest_live.checks import check_settings
 from rest_live.limits import Allowance
 from rest_live.protocol import CLOSE_AT_CAPACITY
 from rest_live.testing import APICommunicator
@@ -110,12 +110,14 @@ class BudgetTests(LiveTestCase):
     @override_settings(REST_LIVE_EVALUATIONS_PER_SECOND=2)  # 20 at once
     async def test_a_client_that_starts_too_many_subscriptions_is_closed_and_kept_out(self):
         socket = await self.connect()
-        for group in self.groups:  # 25 distinct subscriptions, each starting costs one
-            await socket.send_json_to(
-                {"type": "subscribe", "id": group.pk, "model": "auth.Group",
-                 "action": "retrieve", "lookup_by": group.pk}
-            )  # fmt: skip
-        self.assertEqual(await self.closed_with(socket), CLOSE_AT_CAPACITY)
+        with self.assertLogs("rest_live.consumers", "INFO") as logged:
+            for group in self.groups:  # 25 distinct subscriptions, each starting costs one
+                await socket.send_json_to(
+                    {"type": "subscribe", "id": group.pk, "model": "auth.Group",
+                     "action": "retrieve", "lookup_by": group.pk}
+                )  # fmt: skip
+            self.assertEqual(await self.closed_with(socket), CLOSE_AT_CAPACITY)
+        self.assertIn("over its client's budget of evaluations (close code 4013)", logged.output[0])
         # Its new sockets too, at once, until the debt is paid back...
         again = await self.connect()
         await self.assertClosed(again, CLOSE_AT_CAPACITY)
@@ -138,8 +140,10 @@ class BudgetTests(LiveTestCase):
         await self.db(group.save)  # 9 evaluations: 8 owed, 8 seconds to pay back
         await self.assertBroadcast(socket, "UPDATED", {"id": group.pk, "name": "renamed once"})
         group.name = "renamed twice"
-        await self.db(group.save)
-        await self.assertClosed(socket, CLOSE_AT_CAPACITY)
+        with self.assertLogs("rest_live.consumers", "INFO") as logged:
+            await self.db(group.save)
+            await self.assertClosed(socket, CLOSE_AT_CAPACITY)
+        self.assertIn("over its client's budget of evaluations", logged.output[0])
 
     @override_settings(REST_LIVE_EVALUATIONS_PER_SECOND=1)  # 10 at once
     async def test_sockets_that_share_a_subscription_share_its_cost(self):
@@ -163,9 +167,11 @@ class BudgetTests(LiveTestCase):
         # A subscription without a snapshot renders no rows...
         await self.subscribe(socket, "auth.Group", "retrieve", lookup_by=self.groups[0].pk)
         # ... one with a snapshot waits until the debt is paid.
-        await socket.send_json_to(
-            {"type": "subscribe", "id": 99, "model": "auth.Group", "action": "list",
-             "snapshot": True}
-        )  # fmt: skip
-        await self.assertClosed(socket, CLOSE_AT_CAPACITY)
+        with self.assertLogs("rest_live.consumers", "INFO") as logged:
+            await socket.send_json_to(
+                {"type": "subscribe", "id": 99, "model": "auth.Group", "action": "list",
+                 "snapshot": True}
+            )  # fmt: skip
+            await self.assertClosed(socket, CLOSE_AT_CAPACITY)
+        self.assertIn("over its client's budget of snapshot rows", logged.output[0])
         await self.assertAdmittedWithin(10)

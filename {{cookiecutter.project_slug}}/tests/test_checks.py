@@ -1,8 +1,10 @@
 """rest_live.W002: a live view in the URLconf whose model no router serves is reported by
-Django's system checks at startup, not by a client's subscription getting a 404."""
+Django's system checks at startup, not by a client's subscription getting a 404. And every
+check of rest_live's is in rest_live/checks.py."""
 
 from django.contrib.auth.models import Group
 from django.core import checks
+from django.core.checks.registry import registry
 from django.test import SimpleTestCase, override_settings
 from django.urls import include, path
 from rest_framework import generics, viewsets
@@ -88,3 +90,22 @@ class LiveViewRoutingCheckTests(SimpleTestCase):
     def test_the_project_as_generated_has_no_such_warning(self):
         with override_settings(ROOT_URLCONF="config.urls"):
             self.assertEqual(routing_warnings(), [])
+
+
+class CheckModuleTests(SimpleTestCase):
+    def test_every_check_of_rest_live_is_in_its_checks_module(self):
+        registered = [
+            check
+            for check in registry.get_checks(include_deployment_checks=True)
+            if check.__module__.split(".")[0] == "rest_live"
+        ]
+        self.assertEqual(
+            sorted(check.__name__ for check in registered),
+            [
+                "check_capture_installed",
+                "check_live_views_are_followed",
+                "check_live_views_are_routed",
+                "check_settings",
+            ],
+        )
+        self.assertEqual({check.__module__ for check in registered}, {"rest_live.checks"})

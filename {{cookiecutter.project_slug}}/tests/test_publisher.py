@@ -2,6 +2,7 @@
 layer that does not answer costs a write at most the publisher's timeout."""
 
 import asyncio
+import time
 from unittest import mock
 
 from channels.layers import BaseChannelLayer
@@ -9,7 +10,7 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from django.test import TransactionTestCase, override_settings
 
-from rest_live import layer_outage, publisher
+from rest_live import layer_outage
 from rest_live.broadcasting import connect_signals
 
 connect_signals(Group)  # as a router registering a view of it does
@@ -57,9 +58,12 @@ class PublisherTests(TransactionTestCase):
     @override_settings(CHANNEL_LAYERS={"default": {"BACKEND": "tests.test_publisher.SilentLayer"}})
     def test_a_layer_that_does_not_answer_costs_a_write_the_timeout_and_no_more(self):
         outage = layer_outage.Outage()  # this test's own, so no other test sees it end
-        with mock.patch.object(publisher, "_TIMEOUT", 0.2):
+        with override_settings(REST_LIVE_PUBLISH_TIMEOUT_SECONDS=0.2):
             with mock.patch.object(layer_outage, "outage", outage):
                 with self.assertLogs("rest_live", "DEBUG") as logs:
+                    started = time.monotonic()
                     group = Group.objects.create(name="kept")
+                    waited = time.monotonic() - started
+        self.assertLess(waited, 2)  # REST_LIVE_PUBLISH_TIMEOUT_SECONDS, not the default 5 s
         self.assertTrue(Group.objects.filter(pk=group.pk).exists())
         self.assertIn("could not announce", "\n".join(logs.output))

@@ -9,7 +9,8 @@ from django.test import SimpleTestCase, TransactionTestCase, override_settings
 from django.urls import path
 from rest_framework import viewsets
 
-from rest_live.apps import RestLiveConfig, check_settings
+from rest_live.apps import RestLiveConfig
+from rest_live.checks import check_settings
 from rest_live.mixins import RealtimeMixin
 from rest_live.routers import RealtimeRouter
 from tests.groups import GroupSerializer, GroupViewSet
@@ -56,9 +57,15 @@ class RouterConfigurationTests(SimpleTestCase):
     def test_two_views_for_one_model_on_one_router_are_refused(self):
         router = RealtimeRouter()
         router.register(GroupViewSet)
-        router.register(GroupViewSet)  # the same view again is harmless
         with self.assertRaisesMessage(ImproperlyConfigured, "one view per model per router"):
             router.register(GroupsByNameViewSet)
+
+    def test_the_same_view_twice_on_one_router_is_refused(self):
+        # As Django's admin refuses a model registered twice (tests/test_compat_07.py has 0.7's).
+        router = RealtimeRouter()
+        router.register(GroupViewSet)
+        with self.assertRaisesMessage(ImproperlyConfigured, "register each view once"):
+            router.register(GroupViewSet)
 
     def test_a_view_whose_model_cannot_be_determined_is_refused(self):
         class NoModelViewSet(RealtimeMixin, viewsets.ReadOnlyModelViewSet):
@@ -84,6 +91,9 @@ class RouterConfigurationTests(SimpleTestCase):
         with override_settings(REST_LIVE_ROUTERS=["tests.test_rest_live.GroupViewSet"]):
             with self.assertRaisesMessage(ImproperlyConfigured, "not a RealtimeRouter instance"):
                 config.ready()
+        with override_settings(REST_LIVE_ROUTERS="tests.test_rest_live.router_in_settings"):
+            with self.assertRaisesMessage(ImproperlyConfigured, "must be a list of dotted paths"):
+                config.ready()
         with override_settings(REST_LIVE_ROUTERS=["tests.test_rest_live.router_in_settings"]):
             config.ready()
 
@@ -103,6 +113,29 @@ class SettingsCheckTests(SimpleTestCase):
                 self.assertIn("REST_LIVE_SLOW_CLOSE_SECONDS", problems[0].msg)
         with override_settings(REST_LIVE_SLOW_CLOSE_SECONDS=2.5):
             self.assertNotIn("rest_live.E002", [problem.id for problem in check_settings(None)])
+
+    def test_the_publish_timeout_must_be_a_number_above_0(self):
+        for value in [0, -1, "5", None, True]:
+            with override_settings(REST_LIVE_PUBLISH_TIMEOUT_SECONDS=value):
+                problems = [p for p in check_settings(None) if p.id == "rest_live.E002"]
+                self.assertIn("REST_LIVE_PUBLISH_TIMEOUT_SECONDS", problems[0].msg)
+        with override_settings(REST_LIVE_PUBLISH_TIMEOUT_SECONDS=0.5):
+            self.assertNotIn("rest_live.E002", [problem.id for problem in check_settings(None)])
+
+    def test_the_allowed_origins_must_be_a_list_of_strings(self):
+        for value in ["https://app.example.com", [1], {"https://app.example.com": True}]:
+            with override_settings(WEBSOCKET_ALLOWED_ORIGINS=value):
+                problems = [p for p in check_settings(None) if p.id == "rest_live.E002"]
+                self.assertIn("WEBSOCKET_ALLOWED_ORIGINS", problems[0].msg)
+        for value in [[], None, ["https://app.example.com"], ("example.com",)]:
+            with override_settings(WEBSOCKET_ALLOWED_ORIGINS=value):
+                ids = [problem.id for problem in check_settings(None)]
+                self.assertNotIn("rest_live.E002", ids)
+
+    def test_an_empty_router_list_is_a_warning(self):
+        for value in [[], None]:
+            with override_settings(REST_LIVE_ROUTERS=value):
+                self.assertIn("rest_live.W001", [problem.id for problem in check_settings(None)])
 
 
 class GroupLiveTests(LiveTestCase):

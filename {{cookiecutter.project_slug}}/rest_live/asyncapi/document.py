@@ -10,6 +10,7 @@ from django.utils.module_loading import import_string
 from drf_spectacular.drainage import GENERATOR_STATS
 from drf_spectacular.settings import spectacular_settings
 
+from rest_live import conf
 from rest_live.asyncapi.client_messages import ClientMessages
 from rest_live.asyncapi.exceptions import AsyncAPIError
 from rest_live.asyncapi.inspection import Inspector
@@ -44,9 +45,7 @@ def build_document(router_paths=None, title=None, warnings=None):
 
 
 def _build_document(router_paths, title):
-    router_paths = list(
-        getattr(settings, "REST_LIVE_ROUTERS", ()) if router_paths is None else router_paths
-    )
+    router_paths = list(conf.router_paths() if router_paths is None else router_paths)
     if not router_paths:
         raise AsyncAPIError(
             "REST_LIVE_ROUTERS is empty, so there is no live socket to describe. Set it to the "
