@@ -6,7 +6,8 @@ benchmark reports, per run, whether every socket got one frame per write and the
 write cost benchmark counts, per way of writing, the change log rows and wake-ups each write made;
 the capture latency benchmark, the writes whose frames never came. The distinct-subscription
 benchmark checks every socket's frames against the writes it can see; the hostile-client one,
-that every victim's state ends equal to REST whatever the attack did.
+that every victim's state ends equal to REST whatever the attack did; the resume one, that a
+client that reconnects ends equal to REST, by resume and by snapshot.
 """
 
 from __future__ import annotations
@@ -178,3 +179,31 @@ def test_the_hostile_benchmark_keeps_every_victim_whole(tmp_path, baked_venv):
             assert row["attack"]["closes"].get("4013", 0) > 0, row
     problems = report["server_log_problems"]
     assert problems == {"uvicorn bounds": []}, problems
+
+
+def test_the_resume_benchmark_makes_both_arms_exact(tmp_path, baked_venv):
+    require_services()
+    out = tmp_path / "results"
+    result = baking.run_command(
+        [sys.executable, "benchmarks/resume.py", "--server", "uvicorn", "--cases", "100x10",
+         "1100x4", "--repeats", "2", "--away", "1", "--out", str(out), "--no-plot",
+         "--venv", str(baked_venv)],
+        cwd=TEMPLATE_DIR, env=baking.clean_env(), timeout=300,
+    )  # fmt: skip
+    report = json.loads((out / "resume.json").read_text())
+    rows = {(row["server"], row["rows"], row["changed"]): row for row in report["results"]}
+    assert set(rows) == {("uvicorn", 100, 10), ("uvicorn", 1100, 4)}, result.stdout
+    for (_, size, _), row in rows.items():
+        # 1,100 rows: the snapshot holds the first 1,000, so a client holds part of the list.
+        state = "subset" if size > 1000 else "exact"
+        for arm in ("resume", "snapshot"):
+            samples = row[arm]["samples"]
+            assert len(samples) == 2, row[arm]
+            # Every reconnect ended with the state REST shows, from one frame.
+            assert [s["state"] for s in samples] == [state, state], (arm, samples)
+            assert all(s["frames"] == {"resumed" if arm == "resume" else "snapshot": 1}
+                       for s in samples), (arm, samples)  # fmt: skip
+            assert all(s["server_cpu_ms"] >= 0 and s["seconds"] > 0 for s in samples), samples
+        # A few changed rows cost fewer bytes than the whole list (bytes: not a timing).
+        assert row["ratios"]["payload_bytes"] > 1, row["ratios"]
+    assert report["server_log_problems"] == {"uvicorn": []}, report
