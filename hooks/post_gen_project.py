@@ -2,6 +2,7 @@
 
 import secrets
 import shutil
+import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
@@ -118,6 +119,21 @@ def next_steps():
     return "\n".join(lines) + "\n"
 
 
+def rendered_again_by_cruft():
+    """Whether this is `cruft diff` or `cruft update` rendering the template to compare with a
+    project made already, where next steps would only interrupt the upgrade.
+
+    cruft (and only cruft) puts `_commit` in the context; `cruft create` renders where the user
+    asked, as cookiecutter does, but diff and update render into a fresh temporary directory.
+    """
+    if not "{{ cookiecutter._commit | default('') }}":
+        return False
+    render_dir = PROJECT.resolve().parent
+    return render_dir.name.startswith("tmp") and (
+        render_dir.parent == Path(tempfile.gettempdir()).resolve()
+    )
+
+
 def main():
     write_env_file()
     if "{{ cookiecutter.include_example_app }}" != "y":
@@ -128,7 +144,8 @@ def main():
         remove_metrics_files()
     if not services():
         remove_compose_file()
-    print(next_steps())
+    if not rendered_again_by_cruft():
+        print(next_steps())
 
 
 if __name__ == "__main__":

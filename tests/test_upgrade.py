@@ -225,6 +225,29 @@ def test_a_fresh_bake_does_not_differ_from_its_template(tmp_path, env, cookiecut
     assert result.returncode == 0 and not diff_paths(result), result.describe()
 
 
+def test_next_steps_are_printed_on_the_first_bake_only(tmp_path, env, cookiecutter_config):
+    """The post-gen hook runs on each render cruft does: its message is for a new project."""
+    template = template_repo(tmp_path / "template", env)
+    created = cruft(
+        tmp_path, env, "create", str(template), "--no-input",
+        "--config-file", str(cookiecutter_config), "--output-dir", str(tmp_path / "projects"),
+    )  # fmt: skip
+    assert created.returncode == 0, created.describe()
+    assert "Project written to live_todos/. Next:" in created.output, created.describe()
+    project = tmp_path / "projects" / "live_todos"
+    init_project_repo(project, env)
+
+    diffed = cruft(project, env, "diff", "--exit-code")
+    (template / SLUG_DIR / "rest_live" / "template_fix.py").write_text("FIXED = True\n")
+    commit_all(template, env, "Fix rest_live")
+    updated = cruft(project, env, "update", "-y")
+
+    for result in (diffed, updated):
+        assert result.returncode == 0, result.describe()
+        assert "Project written to" not in result.output, result.describe()
+    assert (project / "rest_live" / "template_fix.py").exists(), updated.describe()
+
+
 def test_a_0_1_0_project_upgrades_as_the_changelog_says(tmp_path, env, cookiecutter_config):
     """0.1.0 had neither cruft nor the skip: link at its commit, keep .env out of the way once."""
     release = f"{RELEASE_0_1_0}^{{commit}}"

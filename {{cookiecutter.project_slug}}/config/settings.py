@@ -199,7 +199,7 @@ STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT", BASE_DIR / "staticfiles"))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 # The application serves its own static files through ServeStatic's middleware, under Daphne or
 # Uvicorn alike. With debug off, `collectstatic` copies each file under a name carrying its
-# content's hash (served with a year's Cache-Control) and writes gzip and Brotli copies; the
+# content's hash (its Cache-Control: ten years, immutable) and writes gzip and Brotli copies; the
 # template tag `static` looks the hashed names up in its manifest (a JavaScript module imported by
 # a relative path keeps its plain name, cached for a minute). That manifest exists only after
 # `collectstatic`, so with debug on the storage is the plain one and files are served from the

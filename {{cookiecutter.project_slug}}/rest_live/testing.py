@@ -45,6 +45,7 @@ class APICommunicator(WebsocketCommunicator):
         self.scope["client"] = ("127.0.0.1", next(_client_ports))
         self.subprotocol = None  # the one the server accepted, once connected by open_socket()
         self._request_ids = itertools.count(1)
+        self._crash_reported = False
 
     async def receive_nothing(self, timeout=0.1, interval=0.01):
         """True if nothing arrives in `timeout`; fails, rather than passing, if the app has died."""
@@ -53,16 +54,35 @@ class APICommunicator(WebsocketCommunicator):
         self.assert_alive()
         return nothing
 
+    def _crash(self):
+        """The exception the application raised, if it crashed."""
+        if self.future.done() and not self.future.cancelled():
+            return self.future.exception()
+        return None
+
     def assert_alive(self):
         if self.future.done():
-            if not self.future.cancelled() and self.future.exception() is not None:
-                raise AssertionError("The websocket application crashed.") from (
-                    self.future.exception()
-                )
+            if self._crash() is not None:
+                self._crash_reported = True
+                raise AssertionError("The websocket application crashed.") from self._crash()
             raise AssertionError(
                 "The websocket application has stopped (closed, or cancelled by a timed-out "
                 "receive), so 'nothing arrived' would prove nothing."
             )
+
+    async def close(self):
+        """Disconnect, as a test's cleanup does, and raise what the application crashed with, so
+        a test does not pass over a crash.
+
+        An application a timed-out receive has cancelled (asgiref does that) is already gone:
+        there is nothing to close, and the timeout has failed the test already, so this adds no
+        second error (a `CancelledError`) to that failure. Nor does it raise a crash again that
+        an assertion has reported.
+        """
+        if not self.future.done():
+            await self.disconnect()
+        elif self._crash() is not None and not self._crash_reported:
+            raise self._crash()
 
     async def receive_frame(self, timeout=TIMEOUT):
         """The next JSON frame; fails clearly if none comes in `timeout` s or the consumer died."""
@@ -70,8 +90,15 @@ class APICommunicator(WebsocketCommunicator):
         self.assert_alive()
         try:
             return await self.receive_json_from(timeout=timeout)
-        except TimeoutError:
-            raise AssertionError(f"nothing arrived within {timeout} s") from None
+        except Exception as error:
+            if self._crash() is not None:
+                if error is self._crash() and isinstance(error.__context__, TimeoutError):
+                    # asgiref re-raises the crash in handling its own timeout: not the story.
+                    error.__suppress_context__ = True
+                self.assert_alive()  # it crashed while we waited: say so, once
+            if isinstance(error, TimeoutError):
+                raise AssertionError(f"nothing arrived within {timeout} s") from None
+            raise
 
     async def subscribe(self, model, action="list", *, timeout=TIMEOUT, **fields):
         """Subscribe and return the subscription id, once the server says it is live (ack).

@@ -39,7 +39,7 @@ class LiveTestCase(TransactionTestCase):
 
     async def asyncTearDown(self):
         for socket in self._sockets:
-            await socket.disconnect()
+            await socket.close()  # quietly, when a timed-out assertion has ended it already
 
     async def connect(self, user=None, path=None, headers=(), subprotocols=None):
         """An open socket, anonymous or logged in as `user`; `.subprotocol` is the accepted one."""
@@ -120,7 +120,10 @@ class LiveTestCase(TransactionTestCase):
 
     async def assertClosed(self, socket, code):
         """The server closes the socket with `code`."""
-        message = await socket.receive_output(timeout=self.timeout)
+        try:
+            message = await socket.receive_output(timeout=self.timeout)
+        except TimeoutError:
+            raise AssertionError(f"the socket was not closed within {self.timeout} s") from None
         self.assertEqual((message["type"], message.get("code")), ("websocket.close", code), message)
 
     async def assertNothing(self, socket, timeout=0.2):

@@ -129,14 +129,18 @@ class OriginTests(LiveTestCase):
 
     async def test_a_foreign_origin_is_refused(self):
         self.assertTrue(await self.handshake("http://testserver"))
-        self.assertFalse(await self.handshake("https://evil.example"))
-        self.assertFalse(await self.handshake("null"))
+        with self.assertLogs("rest_live.origins", "INFO") as logged:
+            self.assertFalse(await self.handshake("https://evil.example"))
+            self.assertFalse(await self.handshake("null"))
+        self.assertEqual(len(logged.output), 2, logged.output)
 
     @override_settings(WEBSOCKET_ALLOWED_ORIGINS=["https://app.example.com"])
     async def test_allowed_origins_are_a_setting(self):
         self.assertTrue(await self.handshake("https://app.example.com"))
-        self.assertFalse(await self.handshake("http://testserver"))
-        self.assertFalse(await self.handshake("https://evil.example"))
+        with self.assertLogs("rest_live.origins", "INFO") as logged:
+            self.assertFalse(await self.handshake("http://testserver"))
+            self.assertFalse(await self.handshake("https://evil.example"))
+        self.assertIn("not in WEBSOCKET_ALLOWED_ORIGINS", logged.output[0])
 
 
 class SessionEndTests(LiveTestCase):
