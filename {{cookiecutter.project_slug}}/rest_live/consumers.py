@@ -382,6 +382,8 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
             self._budget.evaluations.spend(1)  # a refusal costs a check, of the client's asking
             raise
         # Read before the state is: every change up to it is in what the client is sent.
+        if request.snapshot or request.resume is not None:
+            await hub().caught_up()
         feed = hub().feed
         epoch, through = feed.epoch, feed.through
         try:

@@ -81,6 +81,7 @@ class ChangeFeed:
         # rows are handed out only with its marker, so never in two parts.
         self._committed = set()
         self._marked = False
+        self._reading = None  # a future done at the end of the next poll, for `read_up_to`
 
     @property
     def started(self):
@@ -119,6 +120,22 @@ class ChangeFeed:
         else:
             self._told.append(row)
         self._woken.set()
+
+    async def read_up_to(self, change_id, timeout):
+        """Until the feed has read the log up to `change_id`, so that its `through` is as far as
+        the log lets it be (True), or `timeout` seconds (False): a position sent with a state
+        read now is then no older than that state."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._newest is None or self._newest < change_id:
+            self.wake()  # read the log itself: notifications may be on their way still
+            if self._reading is None:
+                self._reading = loop.create_future()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._reading), deadline - loop.time())
+            except TimeoutError:
+                return False
+        return True
 
     async def wait(self, timeout):
         """Until woken (True), or `timeout` seconds (False)."""
@@ -180,6 +197,9 @@ class ChangeFeed:
                 waiting.pop(0)
             through = self.through if not waiting else min(self.through, waiting[0] - 1)
             await self._deliver(list(_coalesced(rows, through)))
+        reading, self._reading = self._reading, None
+        if reading is not None and not reading.done():
+            reading.set_result(None)
         kept = conf.setting("CHANGE_LOG_SECONDS")
         for missing, since in list(self._gaps.items()):
             if now - since >= kept:
@@ -293,7 +313,7 @@ _PAYLOAD_TYPES = (int, str, (list, type(None)), bool, (dict, type(None)), (list,
 def _newest_ids():
     """(the highest change id, the ids present among the last `_RECENT` below it, the log's
     epoch, whether its commits are marked)."""
-    newest = LoggedChange.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    newest = log_head()
     recent = LoggedChange.objects.filter(id__gt=newest - _RECENT).values_list("id", flat=True)
     return (
         newest,
@@ -310,6 +330,11 @@ def _read(newest, gaps):
     if gaps:
         rows += LoggedChange.objects.filter(id__in=gaps).values_list(*fields)
     return rows
+
+
+def log_head():
+    """The highest change id in the log (0 when it is empty)."""
+    return LoggedChange.objects.order_by("-id").values_list("id", flat=True).first() or 0
 
 
 def changes_after(through, labels, most):

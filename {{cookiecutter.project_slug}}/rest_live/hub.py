@@ -23,7 +23,7 @@ from typing import Protocol
 from channels.layers import get_channel_layer
 from django.db import DatabaseError
 
-from rest_live import collector, conf, layer_outage, live_queries, metrics
+from rest_live import collector, conf, feed, layer_outage, live_queries, metrics
 from rest_live.broadcasting import GROUP
 from rest_live.capture import dependencies, listener, registry
 from rest_live.capture.install import log_database
@@ -41,6 +41,9 @@ activity = logging.getLogger("rest_live.activity")
 # (PostgreSQL) or at the next poll (REST_LIVE_CHANGE_POLL_SECONDS): later, never lost. A
 # constant, not a setting: only that rare configuration needs another value.
 _REJOIN_SECONDS = 3600.0
+# The longest a snapshot waits for the feed to read the log (`caught_up`); past it, the
+# snapshot's position is older than it could be, which costs a resume from it more objects.
+_CATCH_UP_SECONDS = 0.5
 _PROBE_GROUP = "rest_live.probe"  # nobody listens: a send to it only asks the layer to answer
 
 _by_loop = weakref.WeakKeyDictionary()  # event loop -> Hub
@@ -107,6 +110,14 @@ class Hub:
             if not self._watchers:  # nobody joined while this waited
                 await self._leave_layer()
                 self._stop()
+
+    async def caught_up(self):
+        """Until the feed has read every change logged so far (at most `_CATCH_UP_SECONDS`): a
+        snapshot taken then carries a position no older than the log, so a client that resumes
+        from it is not sent again what the snapshot already had. Usually milliseconds: the
+        feed is behind only while a commit's notification is on its way."""
+        head = await live_queries.run(feed.log_head)
+        await self.feed.read_up_to(head, _CATCH_UP_SECONDS)
 
     async def handle(self, changes, source="layer"):
         """Hand the changes of one transaction, and what they mean to the views that show their

@@ -40,14 +40,14 @@ def catch_up(subscriber, position, epoch, shown):
         for dependency in related:
             if dependency.model._meta.label == change.model and dependency.concerns(change):
                 pks.update(dict.fromkeys(dependencies.affected(dependency, change)))
-        if pks and len(pks) >= most:  # the snapshot is no larger: it is the answer
+        if len(pks) > most:
             raise _too_many()
     return subscriber.catch_up(list(pks), created)
 
 
 def _too_many():
     return Unresumable(
-        "too_many", "As much changed since the position as a snapshot carries: here is one."
+        "too_many", "More changed since the position than a snapshot carries: here is one."
     )
 
 
