@@ -34,17 +34,17 @@ test: $(VENV_STAMP)
 # back after 10 s away to be exact again), on Daphne and Uvicorn.
 bench: $(VENV_STAMP)
 	$(VENV)/bin/python -m pip install --disable-pip-version-check --quiet -r benchmarks/requirements.txt
-	$(VENV)/bin/python benchmarks/fanout.py $(BENCH_ARGS)
-	$(VENV)/bin/python benchmarks/distinct.py
-	$(VENV)/bin/python benchmarks/write_cost.py
-	$(VENV)/bin/python benchmarks/capture_latency.py
-	$(VENV)/bin/python benchmarks/throughput.py --no-plot
-	$(VENV)/bin/python benchmarks/capacity.py
-	$(VENV)/bin/python benchmarks/hostile.py
-	$(VENV)/bin/python benchmarks/resume.py
+	$(VENV)/bin/python -m benchmarks.fanout $(BENCH_ARGS)
+	$(VENV)/bin/python -m benchmarks.distinct
+	$(VENV)/bin/python -m benchmarks.write_cost
+	$(VENV)/bin/python -m benchmarks.capture_latency
+	$(VENV)/bin/python -m benchmarks.throughput --no-plot
+	$(VENV)/bin/python -m benchmarks.capacity
+	$(VENV)/bin/python -m benchmarks.hostile
+	$(VENV)/bin/python -m benchmarks.resume
 
 lint: $(VENV_STAMP)
-	$(VENV)/bin/ruff check tests hooks benchmarks
+	$(VENV)/bin/ruff check harness tests hooks benchmarks
 
 # A fresh venv when the pins change, so a removed or downgraded package does not linger.
 $(VENV_STAMP): requirements-dev.txt
@@ -80,4 +80,4 @@ clean-demo:
 
 clean: clean-demo
 	rm -rf $(VENV) .cache .pytest_cache .ruff_cache
-	find tests hooks -name __pycache__ -type d -prune -exec rm -rf {} + 2>/dev/null || true
+	find harness tests hooks benchmarks -name __pycache__ -type d -prune -exec rm -rf {} + 2>/dev/null || true

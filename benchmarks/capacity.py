@@ -33,8 +33,10 @@ checks). Every websocket subscribes to the `todos.Todo` list with `"ack": true` 
    until it closes, and its close code reported: 4029 is rest_live's "too slow"; 1006 would mean
    the server dropped it without a close frame; "open" that it was never closed.
 
-    python benchmarks/capacity.py                       # both servers, ~6 minutes on 2 cores
-    python benchmarks/capacity.py --quick --server uvicorn
+    python -m benchmarks.capacity                       # both servers, ~6 minutes on 2 cores
+    python -m benchmarks.capacity --quick --server uvicorn
+    python -m benchmarks.capacity --server uvicorn --idle 20 --rounds 2 --round-sockets 10 \
+        --cycles 20 --fast 3 --slow 1 --rate 20 --seconds 1 --bulk-todos 20 --no-plot  # a smoke run
 
 Prints tables and writes benchmarks/results/capacity.json and capacity.png.
 """
@@ -48,22 +50,19 @@ import json
 import os
 import socket
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
-from websockets.asyncio.client import connect  # noqa: E402
-from websockets.exceptions import ConnectionClosed  # noqa: E402
-
-from benchmarks import bench_project  # noqa: E402
-from tests import baking  # noqa: E402
-from tests.appserver import PRODUCTION_ENV, AppServer  # noqa: E402
-from tests.combos import BY_NAME  # noqa: E402
-from tests.services import LOOPBACK, PostgresServer, RedisServer  # noqa: E402
+from benchmarks import bench_project
+from harness import baking
+from harness.appserver import PRODUCTION_ENV, AppServer
+from harness.combos import BY_NAME
+from harness.results import RESULTS_DIR, write_report
+from harness.services import LOOPBACK, PostgresServer, RedisServer
 
 PATH = "/ws/subscribe/"
 SUBSCRIBE = json.dumps(
@@ -72,16 +71,6 @@ SUBSCRIBE = json.dumps(
 BULK_PREFIX = "bulk-"  # titles of the todos the bulk broadcasts carry
 TOO_SLOW = 4029
 SETTLE = 1.5  # seconds for the server to finish handling closes before RSS is read
-
-# Only with --pending-bytes: the project's settings with a lower backlog cap.
-SETTINGS = """
-import os
-
-from config.settings import *  # noqa: F403
-
-REST_LIVE_MAX_PENDING_BYTES = int(os.environ["BENCH_MAX_PENDING_BYTES"])
-"""
-
 
 # --- the server process -----------------------------------------------------------------------
 
@@ -253,7 +242,7 @@ async def drain(ws, idle=5.0):
 
 
 class Writer:
-    """The writing process (bench_project.CAPACITY_WRITER)."""
+    """The writing process (benchmarks/baked/bench_capacity_writer.py)."""
 
     def __init__(self, process):
         self.process = process
@@ -663,13 +652,9 @@ def plot_throughput(axis, sustained, colours):
 def prepare(project, bulk_todos):
     """Migrate, create the tracked todo and the bulk todos; the tracked todo's pk."""
     project.manage("migrate", "--noinput")
-    script = (
-        "from todos.models import Todo\n"
-        f"Todo.objects.bulk_create(Todo(title=('{BULK_PREFIX}%d-' % i).ljust(200, 'x'))"
-        f" for i in range({bulk_todos}))\n"
-        "print(Todo.objects.create(title='w0').pk)\n"
-    )
-    out = project.manage("shell", "-v", "0", "-c", script)
+    script = bench_project.program("capacity_prepare.py")
+    todos = {"PREFIX": BULK_PREFIX, "BULK": str(bulk_todos)}
+    out = project.manage("shell", "-v", "0", "-c", script, env_overrides=todos)
     return int(out.stdout.split()[-1])
 
 
@@ -696,7 +681,9 @@ def main(argv=None):
     parser.add_argument(
         "--pending-bytes", type=int, help="REST_LIVE_MAX_PENDING_BYTES (default: the shipped 1 MiB)"
     )
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--no-plot", action="store_true", help="write the JSON only")
+    parser.add_argument("--venv", type=Path, help="a virtualenv with the bake's requirements")
     args = parser.parse_args(argv)
     defaults = {
         "idle": (1000, 200),
@@ -713,9 +700,8 @@ def main(argv=None):
     workdir = Path(tempfile.mkdtemp(prefix="rest-live-capacity-"))
     combo = BY_NAME["production"]
     path = baking.bake(combo, workdir / "bake", baking.write_cookiecutter_config(workdir))
-    (path / "bench_capacity_writer.py").write_text(bench_project.CAPACITY_WRITER)
-    (path / "bench_capacity_settings.py").write_text(SETTINGS)
-    venv = baking.ensure_venv(baking.requirement_lines(path), baking.baked_python())
+    bench_project.copy_in(path, "bench_capacity_writer.py", "bench_capacity_settings.py")
+    venv = args.venv or baking.ensure_venv(baking.requirement_lines(path), baking.baked_python())
     started = time.monotonic()
     with PostgresServer() as postgres, RedisServer() as redis:
         env = {
@@ -733,25 +719,14 @@ def main(argv=None):
         ]
     print_tables(results)
     print(f"\ntotal {time.monotonic() - started:.0f} s on {os.cpu_count()} cores")
-    args.out.mkdir(parents=True, exist_ok=True)
-    out = args.out / "capacity.json"
-    out.write_text(
-        json.dumps(
-            {
-                "command": " ".join(["python benchmarks/capacity.py", *(argv or sys.argv[1:])]),
-                "cores": os.cpu_count(),
-                "settings": {
-                    key: value for key, value in vars(args).items() if key not in ("out",)
-                },
-                "max_pending_bytes": args.pending_bytes or 1024 * 1024,
-                "results": results,
-            },
-            indent=2,
-            default=str,
-        )
-    )
-    plot(results, args.out / "capacity.png")
-    print(f"wrote {out} and {args.out / 'capacity.png'}")
+    report = {
+        "cores": os.cpu_count(),
+        "settings": {k: v for k, v in vars(args).items() if k not in ("out", "venv", "no_plot")},
+        "max_pending_bytes": args.pending_bytes or 1024 * 1024,
+        "results": results,
+    }
+    drawn = None if args.no_plot else lambda figure: plot(results, figure)
+    write_report(args.out, "capacity", argv, report, drawn)
 
 
 if __name__ == "__main__":

@@ -7,9 +7,9 @@ turn, one write per path per round, WRITES rounds after an uncounted warm-up rou
 - `save`: `todo.save()`; `update`: `QuerySet.update()`; `bulk_update`: `bulk_update()` of
   BULK_ROWS todos; `raw_sql`: an `UPDATE` through Django's cursor; `tags_add`: `todo.tags.add()`;
   `tag_rename`: a tag's `save()` with a new name, shown by a todo. All from one long-lived Django
-  process (benchmarks/capture_writer.py), as a shell, job or worker would write;
+  process (benchmarks/baked/capture_writer.py), as a shell, job or worker would write;
 - `external`: an `UPDATE` from a long-lived `psql` session (PostgreSQL) or from Python's `sqlite3`
-  module (SQLite), in a process of its own (benchmarks/external_writer.py).
+  module (SQLite), in a process of its own (benchmarks/baked/external_writer.py).
 
 Each write puts markers in what the subscriber is sent (a title, a tag name); the writer takes
 `time.monotonic()` right after the commit, the client when a frame holding a marker arrives (one
@@ -27,8 +27,8 @@ The databases:
   server's poll of the log (REST_LIVE_CHANGE_POLL_SECONDS, 1 s). Target: within the poll, p95 at
   most 1.1 s (1 s between polls, plus the time to read the log, evaluate and send).
 
-    python benchmarks/capture_latency.py                       # both databases, 30 writes a path
-    python benchmarks/capture_latency.py --writes 10 --databases postgresql
+    python -m benchmarks.capture_latency                       # both databases, 30 writes a path
+    python -m benchmarks.capture_latency --writes 10 --databases postgresql
 
 Prints a table and writes benchmarks/results/capture_latency.json and capture_latency.png.
 """
@@ -42,21 +42,17 @@ import json
 import random
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from benchmarks import bench_project
+from harness import baking
+from harness.appserver import LOG_PROBLEMS, PRODUCTION_ENV, AppServer, LiveSocket
+from harness.combos import BY_NAME
+from harness.results import RESULTS_DIR, write_report
+from harness.services import PostgresServer, RedisServer, postgres_bin_dir
 
-from benchmarks import bench_project  # noqa: E402
-from tests import baking  # noqa: E402
-from tests.appserver import LOG_PROBLEMS, PRODUCTION_ENV, AppServer, LiveSocket  # noqa: E402
-from tests.combos import BY_NAME  # noqa: E402
-from tests.services import PostgresServer, RedisServer, postgres_bin_dir  # noqa: E402
-
-HERE = Path(__file__).resolve().parent
 SCRIPTS = ("capture_writer.py", "external_writer.py")  # copied into each bake
 DATABASES = ("postgresql", "sqlite")
 PATHS = ("save", "update", "bulk_update", "raw_sql", "external", "tags_add", "tag_rename")
@@ -176,8 +172,7 @@ async def measure(server, project, database, args, external_args):
 
 def run_database(database, project, workdir, args, external_args):
     project.manage("migrate", "--noinput")
-    for name in SCRIPTS:
-        shutil.copy(HERE / name, project.path / name)
+    bench_project.copy_in(project.path, *SCRIPTS)
     server = AppServer(project.path, project.venv, project.env, "daphne", workdir)
     server.start()
     try:
@@ -287,7 +282,7 @@ def main(argv=None):
     parser.add_argument("--databases", nargs="+", choices=DATABASES, default=list(DATABASES))
     parser.add_argument("--paths", nargs="+", choices=PATHS, default=list(PATHS))
     parser.add_argument("--bulk-rows", type=int, default=10, help="rows per bulk_update()")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     parser.add_argument("--no-plot", action="store_true", help="write the JSON only")
     parser.add_argument("--venv", type=Path, help="a virtualenv with the bake's requirements")
     args = parser.parse_args(argv)
@@ -308,20 +303,10 @@ def main(argv=None):
     for database, lines in errors.items():
         if lines:
             print(f"the {database} server logged {len(lines)} errors, the first: {lines[0]}")
-    args.out.mkdir(parents=True, exist_ok=True)
-    out = args.out / "capture_latency.json"
-    command = " ".join(["python benchmarks/capture_latency.py", *(argv or sys.argv[1:])])
     settings = {"writes": args.writes, "bulk_rows": args.bulk_rows, "pauses_s": PAUSES}
-    out.write_text(
-        json.dumps(
-            {"command": command, **settings, "server_log_errors": errors, "results": rows}, indent=2
-        )
-    )
-    if args.no_plot:
-        print(f"wrote {out}")
-        return
-    plot(rows, args.out / "capture_latency.png")
-    print(f"wrote {out} and {args.out / 'capture_latency.png'}")
+    report = {**settings, "server_log_errors": errors, "results": rows}
+    drawn = None if args.no_plot else lambda figure: plot(rows, figure)
+    write_report(args.out, "capture_latency", argv, report, drawn)
 
 
 if __name__ == "__main__":

@@ -40,9 +40,9 @@ The client freezes its sockets' objects once they are open, so that its own full
   reached a socket that sees them within the deadline; `wrong` frames reached a socket that
   cannot see that write (or a frame arrived twice, or was not a broadcast of a write).
 
-    python benchmarks/distinct.py          # both servers, the 4 shapes, N = 1 ... 1000, K = 20
-    python benchmarks/distinct.py --clients 1 20 --writes 3 --server daphne --shape search
-    python benchmarks/distinct.py --clients 1000 --writes 100 --gap 0.2 --out results/stream
+    python -m benchmarks.distinct          # both servers, the 4 shapes, N = 1 ... 1000, K = 20
+    python -m benchmarks.distinct --clients 1 20 --writes 3 --server daphne --shape search
+    python -m benchmarks.distinct --clients 1000 --writes 100 --gap 0.2 --out results/stream
 
 Prints a table and writes benchmarks/results/distinct.json and distinct.png.
 """
@@ -56,25 +56,22 @@ import gc
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
-from websockets.asyncio.client import connect  # noqa: E402
-from websockets.exceptions import ConnectionClosed  # noqa: E402
-
-from benchmarks import bench_project  # noqa: E402
-from benchmarks.capacity import serving_pid  # noqa: E402
-from benchmarks.fanout import LoggingPostgres, summarize  # noqa: E402
-from tests import baking  # noqa: E402
-from tests.appserver import LOG_PROBLEMS, AppServer  # noqa: E402
-from tests.services import RedisServer  # noqa: E402
+from benchmarks import bench_project
+from benchmarks.capacity import serving_pid
+from benchmarks.fanout import LoggingPostgres, summarize
+from harness import baking
+from harness.appserver import LOG_PROBLEMS, AppServer
+from harness.results import RESULTS_DIR, write_report
+from harness.services import RedisServer
 
 SHAPES = ("search", "tokens", "owner", "shared")
 PATHS = {
@@ -115,29 +112,6 @@ class Fixture:
     token: str
 
 
-# One management shell script makes them all: bulk_create of users, tokens and todos.
-PREPARE = """
-import json
-
-from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
-
-from todos.models import Todo
-
-count = {count}
-User = get_user_model()
-users = User.objects.bulk_create(
-    [User(username=f"distinct{{i:05d}}", password="!") for i in range(count)]
-)
-tokens = Token.objects.bulk_create([Token(key=Token.generate_key(), user=user) for user in users])
-words = [f"s{{i:05d}}s" for i in range(count)]
-todos = Todo.objects.bulk_create(
-    [Todo(title=f"{{word}} w0", owner=user) for word, user in zip(words, users)]
-)
-print(json.dumps([[todo.pk, word, token.key] for todo, word, token in zip(todos, words, tokens)]))
-"""
-
-
 def word(i: int) -> str:
     # Fixed width between two letters: no socket's word is part of another's title.
     return f"s{i:05d}s"
@@ -145,7 +119,10 @@ def word(i: int) -> str:
 
 def prepare(project, count) -> list[Fixture]:
     project.manage("migrate", "--noinput")
-    out = project.manage("shell", "-v", "0", "-c", PREPARE.format(count=count), timeout=600)
+    script = bench_project.program("distinct_prepare.py")
+    out = project.manage(
+        "shell", "-v", "0", "-c", script, env_overrides={"COUNT": str(count)}, timeout=600
+    )
     fixtures = [Fixture(*row) for row in json.loads(out.stdout.strip().splitlines()[-1])]
     assert [f.word for f in fixtures] == [word(i) for i in range(count)]
     return fixtures
@@ -600,7 +577,7 @@ def main(argv=None):
         "--server", nargs="+", choices=["daphne", "uvicorn"], default=["daphne", "uvicorn"]
     )
     parser.add_argument("--shape", nargs="+", choices=SHAPES, default=list(SHAPES))
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     parser.add_argument("--no-plot", action="store_true", help="write the JSON only")
     parser.add_argument(
         "--gc-log",
@@ -619,26 +596,16 @@ def main(argv=None):
         fixtures = prepare(project, max(args.clients))
         results, problems = asyncio.run(bench(args, project, postgres, fixtures, workdir))
     print_table(results)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "distinct.json").write_text(
-        json.dumps(
-            {
-                "command": " ".join(["python benchmarks/distinct.py", *(argv or sys.argv[1:])]),
-                "server": args.server,
-                "shape": args.shape,
-                "writes": args.writes,
-                "gap_s": args.gap,
-                "results": results,
-                "server_log_problems": problems,
-            },
-            indent=2,
-        )
-    )
-    if args.no_plot:
-        print(f"wrote {args.out / 'distinct.json'}")
-        return
-    plot(results, args.out / "distinct.png")
-    print(f"wrote {args.out / 'distinct.json'} and {args.out / 'distinct.png'}")
+    report = {
+        "server": args.server,
+        "shape": args.shape,
+        "writes": args.writes,
+        "gap_s": args.gap,
+        "results": results,
+        "server_log_problems": problems,
+    }
+    drawn = None if args.no_plot else lambda figure: plot(results, figure)
+    write_report(args.out, "distinct", argv, report, drawn)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@ that state. The floor is a bare Channels consumer in one group receiving `group_
 of the same size from another process, through the same server and Redis. Queries per write are
 counted from PostgreSQL's statement log (the server's connections only).
 
-    python benchmarks/fanout.py                      # Daphne and Uvicorn, N = 1 ... 1000, K = 30
-    python benchmarks/fanout.py --clients 1 10 --writes 10 --layer core --server uvicorn
+    python -m benchmarks.fanout                      # Daphne and Uvicorn, N = 1 ... 1000, K = 30
+    python -m benchmarks.fanout --clients 1 10 --writes 10 --layer core --server uvicorn
 
 Prints a table and writes benchmarks/results/fanout.json and fanout.png.
 """
@@ -20,20 +20,17 @@ import atexit
 import json
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from websockets.asyncio.client import connect
 
-from websockets.asyncio.client import connect  # noqa: E402
-
-from benchmarks import bench_project  # noqa: E402
-from tests import baking  # noqa: E402
-from tests.appserver import AppServer  # noqa: E402
-from tests.services import PostgresServer, RedisServer  # noqa: E402
+from benchmarks import bench_project
+from harness import baking
+from harness.appserver import AppServer
+from harness.results import RESULTS_DIR, write_report
+from harness.services import PostgresServer, RedisServer
 
 PEER_RATIO_AT_200 = 6.5  # django-rest-live 0.7 on this method: one evaluation per socket per change
 
@@ -271,7 +268,7 @@ def main(argv=None):
     parser.add_argument(
         "--server", nargs="+", choices=["daphne", "uvicorn"], default=["daphne", "uvicorn"]
     )
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     parser.add_argument("--no-plot", action="store_true", help="write the JSON only")
     parser.add_argument("--venv", type=Path, help="a virtualenv with the bake's requirements")
     args = parser.parse_args(argv)
@@ -284,23 +281,9 @@ def main(argv=None):
         project = baking.BakedProject(path=path, combo=bench_project.COMBO, venv=venv, env=env)
         args.todo_pk = asyncio.run(prepare(project))
         results = asyncio.run(bench(args, project, postgres, workdir))
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "fanout.json").write_text(
-        json.dumps(
-            {
-                "command": " ".join(["python benchmarks/fanout.py", *(argv or sys.argv[1:])]),
-                "server": args.server,
-                "peer_ratio_at_200": PEER_RATIO_AT_200,
-                "results": results,
-            },
-            indent=2,
-        )
-    )
-    if args.no_plot:
-        print(f"wrote {args.out / 'fanout.json'}")
-        return
-    plot(results, args.out / "fanout.png")
-    print(f"wrote {args.out / 'fanout.json'} and {args.out / 'fanout.png'}")
+    report = {"server": args.server, "peer_ratio_at_200": PEER_RATIO_AT_200, "results": results}
+    drawn = None if args.no_plot else lambda figure: plot(results, figure)
+    write_report(args.out, "fanout", argv, report, drawn)
 
 
 if __name__ == "__main__":

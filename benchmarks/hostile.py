@@ -50,10 +50,10 @@ stops. Per row:
 - the attack: connects, closes by code, refused connects, frames sent, subscribes acknowledged,
   errors by code, snapshots and their rows.
 
-    python benchmarks/hostile.py       # both servers and configurations, 3 scenarios, 40 writes
-    python benchmarks/hostile.py --server uvicorn --writes 6 --victims 20
-    python benchmarks/hostile.py --config unbounded --scenario none snapshots --no-plot
-    python benchmarks/hostile.py --server uvicorn --config bounds --reconnect-after 1
+    python -m benchmarks.hostile       # both servers and configurations, 3 scenarios, 40 writes
+    python -m benchmarks.hostile --server uvicorn --writes 6 --victims 20
+    python -m benchmarks.hostile --config unbounded --scenario none snapshots --no-plot
+    python -m benchmarks.hostile --server uvicorn --config bounds --reconnect-after 1
 
 Prints a table, with each scenario's p50 over its server and configuration's `none` p50 (the
 goal: at most 1.5 with `bounds`), and writes benchmarks/results/hostile.json and hostile.png.
@@ -79,19 +79,18 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
-from websockets.asyncio.client import connect  # noqa: E402
-from websockets.exceptions import ConnectionClosed  # noqa: E402
-
-from benchmarks import bench_project  # noqa: E402
-from benchmarks.capacity import serving_pid  # noqa: E402
-from benchmarks.distinct import TICKS, Writer, cpu_ticks, log_problems, quiet  # noqa: E402
-from benchmarks.fanout import summarize  # noqa: E402
-from tests import baking  # noqa: E402
-from tests.appserver import AppServer  # noqa: E402
-from tests.services import PostgresServer, RedisServer, die_with_parent  # noqa: E402
+from benchmarks import bench_project
+from benchmarks.capacity import serving_pid
+from benchmarks.distinct import TICKS, Writer, cpu_ticks, log_problems, quiet
+from benchmarks.fanout import summarize
+from harness import baking
+from harness.appserver import AppServer
+from harness.combos import TEMPLATE_DIR
+from harness.results import RESULTS_DIR, write_report
+from harness.services import PostgresServer, RedisServer, die_with_parent
 
 PATH = "/ws/subscribe/"
 SCENARIOS = ("none", "distinct", "snapshots", "connects")
@@ -110,60 +109,23 @@ WRITE_DEADLINE = 60.0  # for every write to reach every victim, after the last w
 SETUP_DEADLINE = 120.0  # for the victims to connect and subscribe, an attack to start or stop
 STATE_DEADLINE = 30.0  # for every victim's state to equal the REST list
 
-# The benchmarks' settings (the pub/sub layer), which turn the per-client budget off for every
-# benchmark client from 127.0.0.1: `bounds` takes it back to the shipped defaults (rest_live's
-# own, by leaving the settings out), `unbounded` turns it off.
-SETTINGS = """
-import os
-
-from bench_settings import *  # noqa: F403
-
-for _name in ("REST_LIVE_EVALUATIONS_PER_SECOND", "REST_LIVE_SNAPSHOT_ROWS_PER_SECOND"):
-    globals().pop(_name, None)
-if os.environ["BENCH_BUDGET"] == "unbounded":
-    REST_LIVE_EVALUATIONS_PER_SECOND = None
-    REST_LIVE_SNAPSHOT_ROWS_PER_SECOND = None
-"""
 BUDGET_SETTINGS = ("EVALUATIONS_PER_SECOND", "SNAPSHOT_ROWS_PER_SECOND")
-# What the server will run with: each budget setting's value, or "unknown" to rest_live.
-PROBE = """
-import json
-
-from rest_live import conf
-
-print(json.dumps({{n: conf.setting(n) if n in conf.DEFAULTS else "unknown" for n in {names}}}))
-"""
 
 
 def budget_settings(project, env) -> dict:
     """The budget settings a server with `env` runs with, as rest_live reads them."""
-    script = PROBE.format(names=BUDGET_SETTINGS)
-    out = project.manage("shell", "-v", "0", "-c", script, env_overrides=env)
+    script = bench_project.program("hostile_probe.py")
+    names = {"NAMES": ",".join(BUDGET_SETTINGS)}
+    out = project.manage("shell", "-v", "0", "-c", script, env_overrides={**env, **names})
     return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-# The data, in bulk: 1,001 todos of ~100 characters for the snapshots, and the victims' todos.
-PREPARE = """
-import json
-
-from todos.models import Todo
-
-filler = " lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor" * 2
-Todo.objects.bulk_create(
-    [Todo(title=(f"bulk-{{i:04d}}" + filler)[:100]) for i in range({bulk})]
-)
-victims = Todo.objects.bulk_create(
-    [Todo(title=f"victim {{k:02d}} w0") for k in range({victims})]
-)
-print(json.dumps([todo.pk for todo in victims]))
-"""
 
 
 def prepare(project) -> list[int]:
     """Migrate and make the todos; the victims' todos' pks."""
     project.manage("migrate", "--noinput")
-    script = PREPARE.format(bulk=BULK_TODOS, victims=VICTIM_TODOS)
-    out = project.manage("shell", "-v", "0", "-c", script, timeout=600)
+    script = bench_project.program("hostile_prepare.py")
+    counts = {"BULK": str(BULK_TODOS), "VICTIMS": str(VICTIM_TODOS)}
+    out = project.manage("shell", "-v", "0", "-c", script, env_overrides=counts, timeout=600)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -502,8 +464,8 @@ class Attacker:
     @classmethod
     async def start(cls, scenario, server, reconnect_after):
         process = await asyncio.create_subprocess_exec(
-            sys.executable, str(Path(__file__).resolve()), "--attacker", scenario,
-            server.ws_url, server.http_url, str(reconnect_after),
+            sys.executable, "-m", "benchmarks.hostile", "--attacker", scenario,
+            server.ws_url, server.http_url, str(reconnect_after), cwd=TEMPLATE_DIR,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             preexec_fn=die_with_parent,
         )  # fmt: skip
@@ -743,7 +705,7 @@ def main(argv=None):
         help="seconds an attacking socket waits after a close before it connects again "
         "(0: at once)",
     )
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     parser.add_argument("--no-plot", action="store_true", help="write the JSON only")
     parser.add_argument("--venv", type=Path, help="a virtualenv with the bake's requirements")
     args = parser.parse_args(argv)
@@ -755,7 +717,7 @@ def main(argv=None):
     atexit.register(shutil.rmtree, workdir, ignore_errors=True)  # the bake, logs
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the atexit hooks
     path, venv = bench_project.bake(workdir, args.venv)
-    (path / "bench_hostile_settings.py").write_text(SETTINGS)
+    bench_project.copy_in(path, "bench_hostile_settings.py")
     with PostgresServer() as postgres, RedisServer() as redis:
         env = bench_project.environment(postgres.url, redis.url, "pubsub")
         project = baking.BakedProject(path=path, combo=bench_project.COMBO, venv=venv, env=env)
@@ -764,30 +726,20 @@ def main(argv=None):
     print_table(results)
     took = time.monotonic() - started
     print(f"\ntotal {took:.0f} s on {os.cpu_count()} cores")
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "hostile.json").write_text(
-        json.dumps(
-            {
-                "command": " ".join(["python benchmarks/hostile.py", *argv]),
-                "cores": os.cpu_count(),
-                "server": args.server,
-                "config": args.config,
-                "scenario": args.scenario,
-                "writes": args.writes,
-                "write_rate": WRITE_RATE,
-                "victims": args.victims,
-                "took_s": took,
-                "results": results,
-                "server_log_problems": problems,
-            },
-            indent=2,
-        )
-    )
-    if args.no_plot:
-        print(f"wrote {args.out / 'hostile.json'}")
-        return
-    plot(results, args.out / "hostile.png")
-    print(f"wrote {args.out / 'hostile.json'} and {args.out / 'hostile.png'}")
+    report = {
+        "cores": os.cpu_count(),
+        "server": args.server,
+        "config": args.config,
+        "scenario": args.scenario,
+        "writes": args.writes,
+        "write_rate": WRITE_RATE,
+        "victims": args.victims,
+        "took_s": took,
+        "results": results,
+        "server_log_problems": problems,
+    }
+    drawn = None if args.no_plot else lambda figure: plot(results, figure)
+    write_report(args.out, "hostile", argv, report, drawn)
 
 
 if __name__ == "__main__":

@@ -47,9 +47,9 @@ snapshot over resume (bytes, wire bytes, time, server CPU). A resume the server 
 (`resume_failed`, e.g. "too_many": more changed than a snapshot carries) is counted and its
 reason shown; its bytes and time include the snapshot that follows.
 
-    python benchmarks/resume.py           # both servers, 4 cases, 10 repeats, 10 s away
-    python benchmarks/resume.py --server uvicorn --cases 100x10 --repeats 2 --away 1 --no-plot
-    python benchmarks/resume.py --cases 1000x10 5000x100 --repeats 20
+    python -m benchmarks.resume           # both servers, 4 cases, 10 repeats, 10 s away
+    python -m benchmarks.resume --server uvicorn --cases 100x10 --repeats 2 --away 1 --no-plot
+    python -m benchmarks.resume --cases 1000x10 5000x100 --repeats 20
 
 Prints a table and writes benchmarks/results/resume.json and resume.png.
 """
@@ -72,17 +72,15 @@ import urllib.request
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from websockets.asyncio.client import ClientConnection, connect
 
-from websockets.asyncio.client import ClientConnection, connect  # noqa: E402
-
-from benchmarks import bench_project  # noqa: E402
-from benchmarks.capacity import serving_pid  # noqa: E402
-from benchmarks.distinct import TICKS, log_problems, quiet  # noqa: E402
-from tests import baking  # noqa: E402
-from tests.appserver import AppServer  # noqa: E402
-from tests.services import PostgresServer, RedisServer  # noqa: E402
+from benchmarks import bench_project
+from benchmarks.capacity import serving_pid
+from benchmarks.distinct import TICKS, log_problems, quiet
+from harness import baking
+from harness.appserver import AppServer
+from harness.results import RESULTS_DIR, write_report
+from harness.services import PostgresServer, RedisServer
 
 PATH = "/ws/subscribe/"
 MODEL = "todos.Todo"
@@ -90,50 +88,6 @@ ARMS = ("resume", "snapshot")
 DEFAULT_CASES = ("1000x10", "100x10", "5000x10", "1000x100")
 FRAME_DEADLINE = 60.0  # seconds for the server to answer a subscribe or the barrier
 SPREAD = 0.9  # the changes are made over this share of the time away
-
-# The other process: reads JSON commands, one a line, and answers each with one JSON line.
-# Every change goes through the ORM, in its own transaction, as an application's would.
-WRITER = """
-import json
-import sys
-
-import django
-
-django.setup()
-
-from todos.models import Todo  # noqa: E402
-
-FILLER = " buy milk, call the plumber, water the plants, file the taxes"
-
-
-def title(text):
-    return (text + FILLER)[:60]
-
-
-print("ready", flush=True)
-for line in sys.stdin:
-    command = json.loads(line)
-    op = command["op"]
-    if op == "reset":
-        Todo.objects.all().delete()
-        todos = Todo.objects.bulk_create(
-            [Todo(title=title(f"row {i:05d}")) for i in range(command["rows"])]
-        )
-        answer = [todo.pk for todo in todos]
-    elif op == "update":
-        todo = Todo.objects.get(pk=command["pk"])
-        todo.title = title(command["title"])
-        todo.save()
-        answer = todo.pk
-    elif op == "create":
-        answer = Todo.objects.create(title=title(command["title"])).pk
-    elif op == "delete":
-        Todo.objects.filter(pk=command["pk"]).delete()
-        answer = command["pk"]
-    else:
-        raise ValueError(op)
-    print(json.dumps(answer), flush=True)
-"""
 
 
 class Writer:
@@ -613,7 +567,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=10, help="reconnects per arm and case")
     parser.add_argument("--away", type=float, default=10.0, help="seconds each client is away")
     parser.add_argument("--seed", type=int, default=1, help="of the rows chosen to change")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     parser.add_argument("--no-plot", action="store_true", help="write the JSON only")
     parser.add_argument("--venv", type=Path, help="a virtualenv with the bake's requirements")
     args = parser.parse_args(argv)
@@ -625,7 +579,7 @@ def main(argv=None):
     atexit.register(shutil.rmtree, workdir, ignore_errors=True)  # the bake, logs
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the atexit hooks
     path, venv = bench_project.bake(workdir, args.venv)
-    (path / "bench_resume_writer.py").write_text(WRITER)
+    bench_project.copy_in(path, "bench_resume_writer.py")
     with PostgresServer() as postgres, RedisServer() as redis:
         env = bench_project.environment(postgres.url, redis.url, "pubsub")
         project = baking.BakedProject(path=path, combo=bench_project.COMBO, venv=venv, env=env)
@@ -634,30 +588,20 @@ def main(argv=None):
     print_table(results)
     took = time.monotonic() - started
     print(f"\ntotal {took:.0f} s on {os.cpu_count()} cores; extensions negotiated: {compression}")
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "resume.json").write_text(
-        json.dumps(
-            {
-                "command": " ".join(["python benchmarks/resume.py", *argv]),
-                "cores": os.cpu_count(),
-                "server": args.server,
-                "cases": [f"{rows}x{changed}" for rows, changed in args.cases],
-                "repeats": args.repeats,
-                "away_s": args.away,
-                "seed": args.seed,
-                "took_s": took,
-                "extensions": compression,
-                "results": results,
-                "server_log_problems": problems,
-            },
-            indent=2,
-        )
-    )
-    if args.no_plot:
-        print(f"wrote {args.out / 'resume.json'}")
-        return
-    plot(results, args.out / "resume.png")
-    print(f"wrote {args.out / 'resume.json'} and {args.out / 'resume.png'}")
+    report = {
+        "cores": os.cpu_count(),
+        "server": args.server,
+        "cases": [f"{rows}x{changed}" for rows, changed in args.cases],
+        "repeats": args.repeats,
+        "away_s": args.away,
+        "seed": args.seed,
+        "took_s": took,
+        "extensions": compression,
+        "results": results,
+        "server_log_problems": problems,
+    }
+    drawn = None if args.no_plot else lambda figure: plot(results, figure)
+    write_report(args.out, "resume", argv, report, drawn)
 
 
 if __name__ == "__main__":

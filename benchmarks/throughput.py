@@ -51,10 +51,10 @@ result is the highest passing rate, in writes/s and frames/s (R x N), with the p
 of that run. The CPU that the server, this client and the writers used per second of the run is
 reported with each run: a server near 1.0 is saturated; on a small machine they share the cores.
 
-    python benchmarks/throughput.py                          # Daphne and Uvicorn, N = 200, 30 s
-    python benchmarks/throughput.py --server uvicorn --seconds 10
-    python benchmarks/throughput.py --quick                  # 10 sockets, 3 s runs
-    python benchmarks/throughput.py --rates 50 100 --server daphne --mode floor
+    python -m benchmarks.throughput                          # Daphne and Uvicorn, N = 200, 30 s
+    python -m benchmarks.throughput --server uvicorn --seconds 10
+    python -m benchmarks.throughput --quick                  # 10 sockets, 3 s runs
+    python -m benchmarks.throughput --rates 50 100 --server daphne --mode floor
 
 Prints a table and writes benchmarks/results/throughput.json (which capacity.py's figure shows).
 """
@@ -68,22 +68,19 @@ import json
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
-from websockets.asyncio.client import connect  # noqa: E402
-from websockets.exceptions import ConnectionClosed  # noqa: E402
-
-from benchmarks import bench_project, capacity  # noqa: E402
-from benchmarks.capacity import open_subscribed, percentile, serving_pid  # noqa: E402
-from tests import baking  # noqa: E402
-from tests.appserver import AppServer  # noqa: E402
-from tests.services import PostgresServer, RedisServer  # noqa: E402
+from benchmarks import bench_project, capacity
+from benchmarks.capacity import open_subscribed, percentile, serving_pid
+from harness import baking
+from harness.appserver import AppServer
+from harness.results import RESULTS_DIR, write_report
+from harness.services import PostgresServer, RedisServer
 
 MODES = ("live", "floor")
 ACHIEVED_SHARE = 0.98  # of the target rate, or the run is writer-limited
@@ -186,7 +183,7 @@ class Audience:
 
 
 class PacedWriter:
-    """One writing process (bench_project.PACED_WRITER)."""
+    """One writing process (benchmarks/baked/bench_paced_writer.py)."""
 
     def __init__(self, process):
         self.process = process
@@ -575,7 +572,7 @@ def main(argv=None):
     parser.add_argument(
         "--warmup", type=float, default=3, help="seconds of the uncounted first run (0: none)"
     )
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     parser.add_argument(
         "--no-plot", action="store_true", help="do not redraw capacity.png with this result"
     )
@@ -600,27 +597,18 @@ def main(argv=None):
             results += asyncio.run(bench_server(kind, args, project, workdir, pks))
     print_table(results, args.subscribers)
     print(f"\ntotal {time.monotonic() - started:.0f} s on {os.cpu_count()} cores")
-    args.out.mkdir(parents=True, exist_ok=True)
-    out = args.out / "throughput.json"
-    out.write_text(
-        json.dumps(
-            {
-                "command": " ".join(["python benchmarks/throughput.py", *(argv or sys.argv[1:])]),
-                "cores": os.cpu_count(),
-                "layer": "pubsub",
-                "settings": {k: v for k, v in vars(args).items() if k not in ("out", "venv")},
-                "results": results,
-            },
-            indent=2,
-            default=str,
-        )
-    )
+    report = {
+        "cores": os.cpu_count(),
+        "layer": "pubsub",
+        "settings": {k: v for k, v in vars(args).items() if k not in ("out", "venv")},
+        "results": results,
+    }
+    write_report(args.out, "throughput", argv, report)
     figure = args.out / "capacity.png"
     if args.no_plot or not (args.out / "capacity.json").exists():
-        print(f"wrote {out}")
         return
     capacity.plot(json.loads((args.out / "capacity.json").read_text())["results"], figure)
-    print(f"wrote {out} and redrew {figure} with it")
+    print(f"redrew {figure} with it")
 
 
 if __name__ == "__main__":

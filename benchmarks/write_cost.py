@@ -1,7 +1,7 @@
 """What the live layer adds to a write: time per write with and without it, in one process.
 
 A baked project on PostgreSQL and Redis (the pub/sub layer, DEBUG off) writes todos over and
-over (benchmarks/write_cost_saver.py), in rounds that alternate three ways of running:
+over (benchmarks/baked/write_cost_saver.py), in rounds that alternate three ways of running:
 
 - `plain`: the capture triggers removed (`rest_live.capture.install.remove()`) and rest_live's
   signal receivers disconnected: Django alone;
@@ -16,8 +16,8 @@ Each way makes the same writes: `save()` in autocommit and inside `transaction.a
 modes run in a different order each round, in one process, so the ratio to `plain` holds up on a
 busy machine. Prints a table and writes benchmarks/results/write_cost.json and write_cost.png.
 
-    python benchmarks/write_cost.py                    # 8 rounds of 100 saves and 5 bulk_updates
-    python benchmarks/write_cost.py --rounds 3 --saves 50 --bulks 2
+    python -m benchmarks.write_cost                    # 8 rounds of 100 saves and 5 bulk_updates
+    python -m benchmarks.write_cost --rounds 3 --saves 50 --bulks 2
 """
 
 from __future__ import annotations
@@ -27,16 +27,13 @@ import atexit
 import json
 import shutil
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from benchmarks import bench_project  # noqa: E402
-from tests import baking  # noqa: E402
-from tests.services import PostgresServer, RedisServer  # noqa: E402
+from benchmarks import bench_project
+from harness import baking
+from harness.results import RESULTS_DIR, write_report
+from harness.services import PostgresServer, RedisServer
 
 MODES = ("plain", "triggers", "live")
 WORKLOADS = ("autocommit", "atomic", "bulk_update")
@@ -131,7 +128,7 @@ def main(argv=None):
     parser.add_argument("--bulks", type=int, default=5, help="bulk_update()s per mode per round")
     parser.add_argument("--bulk-rows", type=int, default=1000, help="rows per bulk_update()")
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     parser.add_argument("--no-plot", action="store_true", help="write the JSON only")
     parser.add_argument("--venv", type=Path, help="a virtualenv with the bake's requirements")
     args = parser.parse_args(argv)
@@ -140,7 +137,7 @@ def main(argv=None):
     workdir = Path(tempfile.mkdtemp(prefix="rest-live-write-cost-"))
     atexit.register(shutil.rmtree, workdir, ignore_errors=True)  # the bake, logs, sockets
     path, venv = bench_project.bake(workdir, args.venv)
-    shutil.copy(ROOT / "benchmarks" / "write_cost_saver.py", path / "write_cost_saver.py")
+    bench_project.copy_in(path, "write_cost_saver.py")
     with PostgresServer() as postgres, RedisServer() as redis:
         env = bench_project.environment(postgres.url, redis.url, "pubsub")
         project = baking.BakedProject(path=path, combo=bench_project.COMBO, venv=venv, env=env)
@@ -150,21 +147,11 @@ def main(argv=None):
                              timeout=1800).stdout  # fmt: skip
     rows = summarize(json.loads(output.strip().splitlines()[-1]), args.modes)
     print_table(rows, args.bulk_rows)
-    args.out.mkdir(parents=True, exist_ok=True)
-    out = args.out / "write_cost.json"
-    command = " ".join(["python benchmarks/write_cost.py", *(argv or sys.argv[1:])])
     settings = {k: getattr(args, k) for k in ("rounds", "saves", "bulks", "bulk_rows")}
     previous = {"save_autocommit_live_ms": PREVIOUS_LIVE_AUTOCOMMIT_MS, "commit": "e331255"}
-    out.write_text(
-        json.dumps(
-            {"command": command, **settings, "previous": previous, "results": rows}, indent=2
-        )
-    )
-    if args.no_plot:
-        print(f"wrote {out}")
-        return
-    plot(rows, args.modes, args.bulk_rows, args.out / "write_cost.png")
-    print(f"wrote {out} and {args.out / 'write_cost.png'}")
+    report = {**settings, "previous": previous, "results": rows}
+    drawn = None if args.no_plot else lambda figure: plot(rows, args.modes, args.bulk_rows, figure)
+    write_report(args.out, "write_cost", argv, report, drawn)
 
 
 if __name__ == "__main__":

@@ -18,16 +18,17 @@ from pathlib import Path
 
 import pytest
 
-from tests import baking
-from tests.browser import CHROMIUM, launch
-from tests.combos import BY_NAME, COMBOS, Combo
-from tests.services import (
+from harness import baking
+from harness.browser import CHROMIUM, launch
+from harness.combos import BY_NAME, COMBOS, Combo
+from harness.services import (
     PostgresServer,
     RedisServer,
     ServiceNotInstalled,
     postgres_bin_dir,
     started,
 )
+from harness.skips import missing
 
 
 def _interrupt(signum, frame):
@@ -139,41 +140,60 @@ def postgres_server():
 
 
 @pytest.fixture
-def combo_env(combo, request) -> dict[str, str]:
+def private_redis():
+    """A Redis of this test's own, so stopping it disturbs no other test."""
+    with started(RedisServer) as server:
+        yield server
+
+
+@pytest.fixture
+def private_postgres():
+    """A PostgreSQL of this test's own: restarting it disturbs no other test."""
+    with started(PostgresServer) as server:
+        yield server
+
+
+@pytest.fixture
+def services_for(combo, request):
+    """`services_for(database)`: DATABASE_URL and REDIS_URL for `combo`, starting only the servers
+    it needs; on PostgreSQL, in the database named `database` (made if it does not exist)."""
+
+    def env(database: str) -> dict[str, str]:
+        database_url = redis_url = ""
+        if combo.needs_postgres:
+            postgres = request.getfixturevalue("postgres_server")
+            postgres.start()  # a no-op unless an earlier test stopped it
+            database_url = postgres.create_database(database)
+        if combo.needs_redis:
+            redis = request.getfixturevalue("redis_server")
+            redis.start()
+            redis_url = redis.url
+        return baking.service_env(combo, database_url, redis_url)
+
+    return env
+
+
+@pytest.fixture
+def combo_env(combo, services_for) -> dict[str, str]:
     """DATABASE_URL and REDIS_URL for `combo`, starting only the servers it needs.
 
     Each combo gets its own database, so combos sharing a worker never see each other's tables.
     """
-    database_url = redis_url = ""
-    if combo.needs_postgres:
-        postgres = request.getfixturevalue("postgres_server")
-        postgres.start()  # a no-op unless an earlier test stopped it
-        database_url = postgres.create_database(combo.name)
-    if combo.needs_redis:
-        redis = request.getfixturevalue("redis_server")
-        redis.start()
-        redis_url = redis.url
-    return baking.service_env(combo, database_url, redis_url)
+    return services_for(combo.name)
 
 
 # --- the browser ----------------------------------------------------------------------------
 
 
-def _missing(reason: str) -> None:
-    if os.environ.get("REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{reason} (REQUIRE_SERVICES=1)", pytrace=False)
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def chromium():
-    """A headless Chromium for the module (tests/browser.py)."""
+    """A headless Chromium for the module (harness/browser.py)."""
     if not CHROMIUM.exists():
-        _missing(f"{CHROMIUM} is not installed; apt-get install chromium")
+        missing(f"{CHROMIUM} is not installed; apt-get install chromium")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _missing("playwright is not installed; pip install -r requirements-dev.txt")
+        missing("playwright is not installed; pip install -r requirements-dev.txt")
     with sync_playwright() as playwright:
         browser = launch(playwright)
         try:

@@ -14,8 +14,8 @@ import pytest
 import yaml
 from jsonschema import Draft7Validator
 
-from tests import node_tools
-from tests.combos import combo_params
+from harness import node_tools
+from harness.combos import combo_params
 
 # The bundled schema: every definition inline, no $id, no reference to fetch.
 SPEC = ("@asyncapi", "specs", "schemas", "3.0.0-without-$id.json")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import shutil
 import socket
 import struct
 import time
@@ -23,49 +24,21 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.appserver import PRODUCTION_ENV, AppServer, LiveSocket, create_over_rest, served
-from tests.baking import BakedProject
-from tests.combos import BY_NAME
+from harness import programs
+from harness.appserver import PRODUCTION_ENV, AppServer, LiveSocket, create_over_rest, served
+from harness.baking import BakedProject
+from harness.combos import BY_NAME
 
 pytestmark = [pytest.mark.xdist_group("backpressure"), pytest.mark.timeout(300)]
 
 PENDING_BYTES = 1024 * 1024  # the default of REST_LIVE_MAX_PENDING_BYTES
 MAX_CONNECTIONS = 10
-SETTINGS = f"""
-import os
-
-from config.settings import *  # noqa: F403
-
-REST_LIVE_MAX_CONNECTIONS = int(os.environ.get("MAX_CONNECTIONS", "{MAX_CONNECTIONS}"))
-REST_LIVE_EVALUATIONS_PER_SECOND = float(os.environ.get("EVALUATIONS_PER_SECOND", "100"))
-# Sockets closed as too slow are cut off after this (10 s shipped): long enough here for the
-# slow sockets to read their 4029, unless a test asks for less.
-REST_LIVE_SLOW_CLOSE_SECONDS = float(os.environ.get("SLOW_CLOSE_SECONDS", "120"))
-# The stream's broadcasts come from another process on the in-memory layer: read them from the
-# change log four times a round, so that each round is its own change, as it is with Redis.
-REST_LIVE_CHANGE_POLL_SECONDS = 0.05
-"""
 TODOS = 1000
 # Broadcasts of every todo, a quarter of a second apart: about 8 MB for each socket, past what
 # the kernel and the server buffer plus the cap, at a pace a reading client keeps up with.
 ROUNDS = 20
 SLOW_SOCKETS = 5
 
-SEED = f"""
-from django.contrib.auth.models import User
-from rest_framework.authtoken.models import Token
-from todos.models import Todo
-Todo.objects.bulk_create(Todo(title=f"{{n:04}} " + "x" * 190) for n in range({TODOS}))
-print(Token.objects.create(user=User.objects.create_user("writer")).key)
-"""
-STREAM = f"""
-import time
-from rest_live import broadcast
-from todos.models import Todo
-for _ in range({ROUNDS}):
-    broadcast(Todo.objects.all())
-    time.sleep(0.25)
-"""
 CLOSING_SLOW = re.compile(r"closing a socket that fell more than \d+ bytes behind")
 
 
@@ -74,18 +47,32 @@ def limited_project(bake, baked_venv, tmp_path_factory):
     """A private bake of the defaults with low limits, migrated and seeded."""
     combo = BY_NAME["defaults"]
     path = bake(combo, fresh=True)
-    (path / "limited_settings.py").write_text(SETTINGS)
+    shutil.copy(programs.path("limited_settings"), path / "limited_settings.py")
     database = tmp_path_factory.mktemp("backpressure") / "db.sqlite3"
     env = {
         "DATABASE_URL": f"sqlite:///{database}",
         "REDIS_URL": "",
         **PRODUCTION_ENV,
         "DJANGO_SETTINGS_MODULE": "limited_settings",
+        "MAX_CONNECTIONS": str(MAX_CONNECTIONS),
     }
     project = BakedProject(path=path, combo=combo, venv=baked_venv, env=env)
     project.manage("migrate", "--noinput")
-    project.token = project.manage("shell", "-c", SEED).stdout.strip().splitlines()[-1]
+    big_todos = programs.source("big_todos")
+    project.token = project.shell_answer(big_todos, env_overrides=programs.env(todos=TODOS))
     return project
+
+
+def broadcast_rounds(project: BakedProject):
+    """ROUNDS broadcasts of every todo, from `manage.py shell`."""
+    rounds = programs.env(rounds=ROUNDS)
+    return project.shell(programs.source("broadcast_stream"), env_overrides=rounds)
+
+
+def broadcast_pk_rounds(project: BakedProject):
+    """PING_ROUNDS broadcasts of the first PING_TODOS todos, from `manage.py shell`."""
+    params = programs.env(rounds=PING_ROUNDS, todos=PING_TODOS)
+    return project.shell(programs.source("broadcast_pks_stream"), env_overrides=params)
 
 
 def rss_bytes(pid: int) -> int:
@@ -159,7 +146,7 @@ def test_sockets_that_stop_reading_are_closed_with_4029_within_a_bounded_memory(
         slow = [await slow_socket(app) for _ in range(SLOW_SOCKETS)]
         baseline = rss_bytes(app.process.pid)
         async with PeakRSS(app.process.pid) as memory:
-            stream = asyncio.create_task(asyncio.to_thread(project.manage, "shell", "-c", STREAM))
+            stream = asyncio.create_task(asyncio.to_thread(broadcast_rounds, project))
             # The reading client gets every frame, each round in the list's order.
             titles = []
             while len(titles) < ROUNDS * TODOS:
@@ -208,7 +195,7 @@ def test_a_socket_that_never_reads_again_is_cut_off_without_waiting_for_pings(
     async def streamed(app: AppServer, fast: LiveSocket) -> int:
         """The server's peak RSS while the stream runs and the fast client reads all of it."""
         async with PeakRSS(app.process.pid) as memory:
-            stream = asyncio.create_task(asyncio.to_thread(project.manage, "shell", "-c", STREAM))
+            stream = asyncio.create_task(asyncio.to_thread(broadcast_rounds, project))
             for _ in range(ROUNDS * TODOS):
                 await fast.receive(timeout=60)
             await stream
@@ -293,7 +280,7 @@ def test_sockets_that_go_away_mid_stream_cost_no_exception(server, limited_proje
                 await watcher.receive(timeout=60)
 
         watching = asyncio.create_task(watch())  # reads all along, so it never falls behind
-        stream = asyncio.create_task(asyncio.to_thread(project.manage, "shell", "-c", STREAM))
+        stream = asyncio.create_task(asyncio.to_thread(broadcast_rounds, project))
         for live in leaving:
             await live.receive(timeout=60)  # the stream has reached them
         # One closes (its close handshake waits behind what the server buffered for it)...
@@ -314,14 +301,6 @@ def test_sockets_that_go_away_mid_stream_cost_no_exception(server, limited_proje
 # A ping every second, and a socket that has not answered for two dropped; a stream of a few
 # seconds that the kernel's buffers hold, so the socket is dropped by the ping timeout mid-way.
 PING_ROUNDS, PING_TODOS = 10, 100
-PING_STREAM = f"""
-import time
-from rest_live import broadcast
-from todos.models import Todo
-for _ in range({PING_ROUNDS}):
-    broadcast(Todo, list(Todo.objects.order_by("pk").values_list("pk", flat=True)[:{PING_TODOS}]))
-    time.sleep(0.5)
-"""
 PATIENT_PINGS = {
     "daphne": ("--ping-interval", "120", "--ping-timeout", "120"),
     "uvicorn": ("--ws-ping-interval", "120", "--ws-ping-timeout", "120"),
@@ -349,7 +328,7 @@ def test_a_socket_dropped_at_its_ping_timeout_costs_no_exception(server, limited
                 await watcher.receive(timeout=60)
 
         watching = asyncio.create_task(watch())
-        stream = asyncio.create_task(asyncio.to_thread(project.manage, "shell", "-c", PING_STREAM))
+        stream = asyncio.create_task(asyncio.to_thread(broadcast_pk_rounds, project))
         await watching
         await stream
         # Too little to fill its buffers (no 4029): the ping timeout dropped it, without a code

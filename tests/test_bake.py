@@ -8,11 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
 
-from tests import baking
-from tests.combos import for_each_combo
+from harness import baking, programs
+from harness.baking import env_file, requirements
+from harness.combos import for_each_combo
 
 # A Jinja tag that still mentions cookiecutter: something the bake failed to render. Django's own
 # `{{ ... }}` and `{% ... %}` in baked templates are fine, so the tag must name cookiecutter.
@@ -48,25 +47,6 @@ def text_of(path: Path) -> str | None:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         return None
-
-
-def requirements(project: Path, files=("requirements.txt",)) -> dict[str, Requirement]:
-    """The pins of `files` by canonical name (`channels_redis` and `channels-redis` are one)."""
-    parsed = {}
-    for line in baking.requirement_lines(project, files):
-        requirement = Requirement(line)
-        parsed[canonicalize_name(requirement.name)] = requirement
-    return parsed
-
-
-def env_file(path: Path) -> dict[str, str]:
-    values = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            key, value = line.split("=", 1)
-            values[key.strip().removeprefix("export ").strip()] = value.strip().strip("'\"")
-    return values
 
 
 # --- the files ------------------------------------------------------------------------------
@@ -119,7 +99,8 @@ def test_only_chosen_options_are_baked(baked, combo):
 
     if combo["channel_layer"] == "redis":
         assert "channels-redis" in pins, sorted(pins)
-        # redis-py 8 breaks channels-redis's core layer after 5 s idle (design.md, section 5).
+        # redis-py 8 breaks channels-redis's core layer after 5 s idle (channels_redis issue 422,
+        # as the baked requirements.txt says beside the pin).
         redis = pins.get("redis")
         assert redis is not None, "redis-py must be pinned below 8"
         assert not any(redis.specifier.contains(v) for v in ("8.0.0", "8.1.0", "9.0.0")), redis
@@ -184,29 +165,9 @@ def test_no_missing_migrations(project):
     project.manage("makemigrations", "--check", "--dry-run")
 
 
-# Run inside the baked project: which database and channel layer it really uses, and that both
-# answer. Proves the URLs reach the settings, and that an empty URL means the built-in default.
-SERVICES_PROBE = """
-import asyncio, json
-from channels.layers import get_channel_layer
-from django.db import connection
-
-async def round_trip(layer):
-    channel = await layer.new_channel()
-    await layer.group_add("probe", channel)
-    await layer.group_send("probe", {"type": "probe.message"})
-    return await asyncio.wait_for(layer.receive(channel), 10)
-
-connection.ensure_connection()
-layer = get_channel_layer()
-message = asyncio.run(round_trip(layer))
-print(json.dumps({"vendor": connection.vendor, "layer": type(layer).__module__, "got": message}))
-"""
-
-
 @for_each_combo
 def test_runs_on_the_chosen_services(project, combo):
-    result = project.manage("shell", "-c", SERVICES_PROBE, timeout=60)
+    result = project.shell(programs.source("services_probe"), timeout=60)
     probe = json.loads(result.stdout.strip().splitlines()[-1])
     assert probe["vendor"] == ("postgresql" if combo.needs_postgres else "sqlite"), probe
     assert probe["layer"].startswith("channels_redis" if combo.needs_redis else "channels.layers")

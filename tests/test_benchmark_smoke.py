@@ -1,13 +1,14 @@
 """The benchmarks still run: small runs, asserting delivery, not speed.
 
 Each timed write in the fan-out benchmark waits until every subscriber holds it, so a run that
-finishes has delivered every write to every socket, live and floor alike. The throughput
-benchmark reports, per run, whether every socket got one frame per write and the last write. The
-write cost benchmark counts, per way of writing, the change log rows and wake-ups each write made;
-the capture latency benchmark, the writes whose frames never came. The distinct-subscription
-benchmark checks every socket's frames against the writes it can see; the hostile-client one,
-that every victim's state ends equal to REST whatever the attack did; the resume one, that a
-client that reconnects ends equal to REST, by resume and by snapshot.
+finishes has delivered every write to every socket, live and floor alike. The throughput benchmark
+reports, per run, whether every socket got one frame per write and the last write; the capacity
+one, whether every fast client saw every save beside a slow socket, and that no socket failed to
+open. The write cost benchmark counts, per way of writing, the change log rows and wake-ups each
+write made; the capture latency benchmark, the writes whose frames never came. The
+distinct-subscription benchmark checks every socket's frames against the writes it can see; the
+hostile-client one, that every victim's state ends equal to REST whatever the attack did; the
+resume one, that a client that reconnects ends equal to REST, by resume and by snapshot.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import sys
 
 import pytest
 
-from tests import baking
-from tests.combos import TEMPLATE_DIR
-from tests.services import ServiceNotInstalled, postgres_bin_dir
+from harness import baking
+from harness.combos import TEMPLATE_DIR
+from harness.services import ServiceNotInstalled, postgres_bin_dir
+from harness.skips import missing
 
 # The benchmarks take both cores while they run: beside the slow-socket tests (timed reads of
 # megabytes) the hostile-client one made a slow socket miss its close in CI, so they run in
@@ -35,16 +37,14 @@ def require_services():
         if shutil.which("redis-server") is None:
             raise ServiceNotInstalled("redis-server is not installed; apt-get install redis-server")
     except ServiceNotInstalled as error:
-        from tests.conftest import _missing
-
-        _missing(str(error))
+        missing(str(error))
 
 
 def test_the_fanout_benchmark_delivers_every_write(tmp_path, baked_venv):
     require_services()
     out = tmp_path / "results"
     result = baking.run_command(
-        [sys.executable, "benchmarks/fanout.py", "--clients", "1", "20", "--writes", "3",
+        [sys.executable, "-m", "benchmarks.fanout", "--clients", "1", "20", "--writes", "3",
          "--out", str(out), "--no-plot", "--venv", str(baked_venv)],
         cwd=TEMPLATE_DIR, env=baking.clean_env(), timeout=540,
     )  # fmt: skip
@@ -62,7 +62,7 @@ def test_the_distinct_benchmark_delivers_each_write_to_the_sockets_that_see_it(
     require_services()
     out = tmp_path / "results"
     result = baking.run_command(
-        [sys.executable, "benchmarks/distinct.py", "--clients", "1", "20", "--writes", "3",
+        [sys.executable, "-m", "benchmarks.distinct", "--clients", "1", "20", "--writes", "3",
          "--server", "daphne", "--out", str(out), "--no-plot", "--venv", str(baked_venv)],
         cwd=TEMPLATE_DIR, env=baking.clean_env(), timeout=540,
     )  # fmt: skip
@@ -87,7 +87,7 @@ def test_the_throughput_benchmark_reports_delivery(tmp_path, baked_venv):
     require_services()
     out = tmp_path / "results"
     result = baking.run_command(
-        [sys.executable, "benchmarks/throughput.py", "--server", "uvicorn", "--subscribers", "5",
+        [sys.executable, "-m", "benchmarks.throughput", "--server", "uvicorn", "--subscribers", "5",
          "--seconds", "2", "--rates", "25", "--warmup", "0", "--out", str(out), "--no-plot",
          "--venv", str(baked_venv)],
         cwd=TEMPLATE_DIR, env=baking.clean_env(), timeout=300,
@@ -104,11 +104,40 @@ def test_the_throughput_benchmark_reports_delivery(tmp_path, baked_venv):
         assert run["status"] in ("pass", "fail", "writer-limited"), run
 
 
+def test_the_capacity_benchmark_opens_every_socket_and_keeps_fast_clients_whole(
+    tmp_path, baked_venv
+):
+    require_services()
+    out = tmp_path / "results"
+    result = baking.run_command(
+        [sys.executable, "-m", "benchmarks.capacity", "--server", "uvicorn", "--idle", "20",
+         "--rounds", "2", "--round-sockets", "10", "--cycles", "20", "--fast", "3", "--slow", "1",
+         "--rate", "20", "--seconds", "1", "--bulk-todos", "20", "--out", str(out), "--no-plot",
+         "--venv", str(baked_venv)],
+        cwd=TEMPLATE_DIR, env=baking.clean_env(), timeout=300,
+    )  # fmt: skip
+    [row] = json.loads((out / "capacity.json").read_text())["results"]
+    assert row["server"] == "uvicorn", result.stdout
+    for idle in (row["idle"], row["idle_no_deflate"]):
+        assert (idle["sockets"], idle["failed"]) == (20, 0), idle
+    churn = row["churn"]
+    assert len(churn["rss_after_round_kb"]) == 2, churn
+    assert churn["failed"] == churn["cycles_failed"] == 0, churn
+    for key, slow in (("without_slow", 0), ("with_slow", 1)):
+        run = row["latency"][key]
+        # Every fast client saw every save (or a later state), the last one included, beside a
+        # socket that never reads.
+        assert run["slow_sockets"] == slow and run["fast_clients"] == 3, run
+        assert run["writes"] > 0 and run["fast_complete"] == 3, (run, result.stdout)
+        assert len(run["slow_close_codes"]) == slow, run
+    assert row["tracebacks_in_log"] == 0, row["log"]
+
+
 def test_the_write_cost_benchmark_runs_each_way_of_writing(tmp_path, baked_venv):
     require_services()
     out = tmp_path / "results"
     result = baking.run_command(
-        [sys.executable, "benchmarks/write_cost.py", "--rounds", "1", "--saves", "3", "--bulks",
+        [sys.executable, "-m", "benchmarks.write_cost", "--rounds", "1", "--saves", "3", "--bulks",
          "1", "--bulk-rows", "20", "--out", str(out), "--no-plot", "--venv", str(baked_venv)],
         cwd=TEMPLATE_DIR, env=baking.clean_env(), timeout=300,
     )  # fmt: skip
@@ -132,7 +161,7 @@ def test_the_capture_latency_benchmark_delivers_every_write(tmp_path, baked_venv
     require_services()
     out = tmp_path / "results"
     result = baking.run_command(
-        [sys.executable, "benchmarks/capture_latency.py", "--writes", "2", "--bulk-rows", "3",
+        [sys.executable, "-m", "benchmarks.capture_latency", "--writes", "2", "--bulk-rows", "3",
          "--out", str(out), "--no-plot", "--venv", str(baked_venv)],
         cwd=TEMPLATE_DIR, env=baking.clean_env(), timeout=400,
     )  # fmt: skip
@@ -151,7 +180,7 @@ def test_the_hostile_benchmark_keeps_every_victim_whole(tmp_path, baked_venv):
     require_services()
     out = tmp_path / "results"
     result = baking.run_command(
-        [sys.executable, "benchmarks/hostile.py", "--server", "uvicorn", "--config", "bounds",
+        [sys.executable, "-m", "benchmarks.hostile", "--server", "uvicorn", "--config", "bounds",
          "--writes", "4", "--victims", "10", "--out", str(out), "--no-plot",
          "--venv", str(baked_venv)],
         cwd=TEMPLATE_DIR, env=baking.clean_env(), timeout=540,
@@ -185,7 +214,7 @@ def test_the_resume_benchmark_makes_both_arms_exact(tmp_path, baked_venv):
     require_services()
     out = tmp_path / "results"
     result = baking.run_command(
-        [sys.executable, "benchmarks/resume.py", "--server", "uvicorn", "--cases", "100x10",
+        [sys.executable, "-m", "benchmarks.resume", "--server", "uvicorn", "--cases", "100x10",
          "1100x4", "--repeats", "2", "--away", "1", "--out", str(out), "--no-plot",
          "--venv", str(baked_venv)],
         cwd=TEMPLATE_DIR, env=baking.clean_env(), timeout=300,

@@ -27,11 +27,11 @@ from pathlib import Path
 
 import pytest
 
-from tests import baking
-from tests.appserver import AppServer
-from tests.combos import BY_NAME, TEMPLATE_DIR
-from tests.demo_server import DemoServer, collect_static
-from tests.services import RedisServer
+from harness import baking, programs
+from harness.appserver import AppServer
+from harness.combos import BY_NAME, TEMPLATE_DIR
+from harness.demo_server import DemoServer, collect_static
+from harness.services import RedisServer
 
 pytestmark = [pytest.mark.xdist_group("redis"), pytest.mark.timeout(300)]
 
@@ -65,10 +65,10 @@ class Demo:
 
     def shell(self, code: str) -> None:
         """Run Python in `manage.py shell`: another process, whose writes travel through Redis."""
-        self.project.manage("shell", "-c", code, timeout=120)
+        self.project.shell(code, timeout=120)
 
     def create_in_shell(self, title: str) -> None:
-        self.shell(f"from todos.models import Todo; Todo.objects.create(title={title!r})")
+        self.project.create_in_shell(title, timeout=120)
 
 
 def demo_project(bake, baked_venv, **env: str) -> baking.BakedProject:
@@ -363,14 +363,6 @@ RECORDING_CLIENT = """async () => {
   window.state = () => Object.fromEntries(todos);
   window.liveStatus = () => live.status;
 }"""
-TICK_THREE = """
-from django.db import transaction
-from todos.models import Todo
-with transaction.atomic():
-    for todo in Todo.objects.order_by("id")[:3]:
-        todo.title += " (ticked together)"
-        todo.save()
-"""
 
 
 def rest_todos(demo: Demo) -> dict[str, dict]:
@@ -390,7 +382,7 @@ def test_the_client_applies_a_transaction_at_once_and_resumes_after_a_drop(pages
     page.wait_for_function("window.record.calls.length === 1")  # the snapshot
     assert page.evaluate("window.state()") == rest_todos(demo)
 
-    demo.shell(TICK_THREE)
+    demo.shell(programs.source("tick_three"))
     page.wait_for_function("window.record.calls.length === 4", timeout=LIVE_MS * 5)
     calls = page.evaluate("window.record.calls")[1:]
     assert [action for action, *_ in calls] == ["UPDATED"] * 3

@@ -1,7 +1,7 @@
 """Change capture on real processes: whatever writes a row a live view reads, a client whose state
 comes only from the frames it received ends equal to what REST shows.
 
-One served process per combo (debug off), one `Mirror` (tests/mirror.py) subscribed anonymously
+One served process per combo (debug off), one `Mirror` (harness/mirror.py) subscribed anonymously
 to the todos list with a snapshot, and every write path in turn, each from another process:
 Django's ORM in a `manage.py shell` (`save()`, `QuerySet.update()`/`delete()`, bulk operations,
 `update_or_create()`, raw SQL through Django's cursor, many-to-many changes, a tag renamed or
@@ -29,11 +29,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.appserver import PRODUCTION_ENV, AppServer, served
-from tests.baking import BakedProject, clean_env, service_env
-from tests.combos import combo_params
-from tests.mirror import Mirror, converged, rest_list
-from tests.services import postgres_bin_dir
+from harness import programs
+from harness.appserver import PRODUCTION_ENV, AppServer, rest_write, served
+from harness.baking import BakedProject, clean_env
+from harness.combos import combo_params
+from harness.mirror import Mirror, converged, rest_list
+from harness.services import postgres_bin_dir
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -44,21 +45,12 @@ STEP_SECONDS = 60.0  # one write path in the shell process (its first step loads
 
 
 @pytest.fixture
-def live(combo, bake, baked_venv, request, tmp_path):
+def live(combo, bake, baked_venv, services_for, tmp_path):
     """A private copy of the combo's bake (a test adds a migration to it), migrated on a fresh
     database, served by one process with debug off."""
     path = tmp_path / "project"
     shutil.copytree(bake(combo), path, ignore=shutil.ignore_patterns("db.sqlite3*", "__pycache__"))
-    database_url = redis_url = ""
-    if combo.needs_postgres:
-        postgres = request.getfixturevalue("postgres_server")
-        postgres.start()  # a no-op unless an earlier test stopped it
-        database_url = postgres.create_database(f"capture_{combo.name}_{secrets.token_hex(3)}")
-    if combo.needs_redis:
-        redis = request.getfixturevalue("redis_server")
-        redis.start()
-        redis_url = redis.url
-    env = {**service_env(combo, database_url, redis_url), **PRODUCTION_ENV}
+    env = {**services_for(f"capture_{combo.name}_{secrets.token_hex(3)}"), **PRODUCTION_ENV}
     project = BakedProject(path=path, combo=combo, venv=baked_venv, env=env)
     project.manage("migrate", "--noinput")
     with served(path, baked_venv, env, combo["asgi_server"], tmp_path) as server:
@@ -67,17 +59,6 @@ def live(combo, bake, baked_venv, request, tmp_path):
 
 # --- writes from a Django process -----------------------------------------------------------
 
-# A `manage.py shell -c` that runs one write path per line it reads (JSON-encoded code), and
-# answers each with the `out` the code set: Django loads once, and the test compares the mirror
-# with REST between paths.
-DRIVER = """
-import json, sys
-scope = {}
-while line := sys.stdin.readline():
-    scope["out"] = None
-    exec(json.loads(line), scope)
-    print("OUT " + json.dumps(scope["out"]), flush=True)
-"""
 
 PASSWORD = secrets.token_urlsafe(16)
 PREPARE = f"""
@@ -236,7 +217,8 @@ out = [["DELETED", first.pk], ["DELETED", made[2].pk]]
 
 
 class DjangoWriter:
-    """A `manage.py shell` process running `DRIVER`; `run(code)` is one write path."""
+    """A `manage.py shell` process running harness/programs/shell_driver.py; `run(code)` is one
+    write path."""
 
     def __init__(self, project: BakedProject, log: Path) -> None:
         self.project, self.log = project, log
@@ -246,7 +228,7 @@ class DjangoWriter:
         with open(self.log, "wb") as stderr:
             self.process = await asyncio.create_subprocess_exec(
                 str(self.project.venv / "bin" / "python"), "manage.py", "shell", "-v", "0",
-                "-c", DRIVER,
+                "-c", programs.source("shell_driver"),
                 cwd=self.project.path, env=clean_env(self.project.venv, self.project.env),
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=stderr,
             )  # fmt: skip
@@ -310,16 +292,6 @@ class Migration(migrations.Migration):
 """
 
 
-SQLITE_WRITER = """
-import json, sqlite3, sys
-database = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)
-database.execute("BEGIN IMMEDIATE")
-rows = [row for statement in sys.argv[2:] for row in database.execute(statement).fetchall()]
-database.execute("COMMIT")
-print(json.dumps(rows))
-"""
-
-
 def foreign_sql(project: BakedProject, *statements: str) -> list[list]:
     """Run `statements` in one transaction from a program that is not Django: `psql` on
     PostgreSQL, Python's `sqlite3` module on SQLite (a process of its own either way). Returns
@@ -332,7 +304,11 @@ def foreign_sql(project: BakedProject, *statements: str) -> list[list]:
         for statement in statements:
             argv += ["-c", statement]
     else:
-        argv = [sys.executable, "-c", SQLITE_WRITER, str(project.path / "db.sqlite3")]
+        argv = [
+            sys.executable,
+            str(programs.path("sqlite_writer")),
+            str(project.path / "db.sqlite3"),
+        ]
         argv += statements
     result = subprocess.run(
         argv, cwd=project.path, env=clean_env(), capture_output=True, text=True, timeout=60
@@ -360,18 +336,6 @@ def obtain_token(server: AppServer, username: str, password: str) -> str:
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())["token"]
-
-
-def rest_write(server: AppServer, token: str, method: str, path: str, body: dict) -> dict:
-    request = urllib.request.Request(
-        server.http_url + path,
-        method=method,
-        data=json.dumps(body).encode(),
-        headers={"Authorization": f"Token {token}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status in (200, 201), response.status
-        return json.loads(response.read())
 
 
 # --- checking -------------------------------------------------------------------------------
@@ -545,12 +509,6 @@ def test_every_write_path_reaches_a_client_as_rest_shows_it(live):
 
 GAP_SECONDS = 4.0  # four polls of the change log, and PostgreSQL's NOTIFY many times over
 
-TAGGED = """
-from todos.models import Tag, Todo
-red, green = Tag.objects.create(name="red"), Tag.objects.create(name="green")
-Todo.objects.create(title="tagged").tags.add(red)
-"""
-
 
 class Stale(AssertionError):
     """The client never saw a committed change that REST shows."""
@@ -563,7 +521,7 @@ class Redundant(AssertionError):
 @contextlib.asynccontextmanager
 async def watching_a_tagged_todo(project: BakedProject, server: AppServer):
     """A mirror of the todos list, which holds one todo tagged "red" (tag "green" exists too)."""
-    await asyncio.to_thread(project.manage, "shell", "-c", TAGGED)
+    await asyncio.to_thread(project.shell, programs.source("tagged_todo"))
     async with Mirror(server) as mirror:
         assert [item["tags"] for item in mirror.state.values()] == [["red"]]
         yield mirror
@@ -617,12 +575,6 @@ def test_a_tag_renamed_by_a_data_migration_on_sqlite_reaches_the_client(live):
     assert_followed(project, server, lambda project: migrate(project, "rename", RENAMING_MIGRATION))
 
 
-ONE_TRANSACTION = """
-from django.db import transaction
-from todos.models import Tag, Todo
-with transaction.atomic():
-    Todo.objects.create(title="tagged at once").tags.add(Tag.objects.get(name="red"))
-"""
 # A later write: each socket gets changes in the order they were logged, so once its frame is
 # in, every frame of the writes before it is too.
 BARRIER = "from todos.models import Todo; Todo.objects.filter(title='tagged').update(title='x')"
@@ -635,7 +587,7 @@ def test_a_todo_inserted_and_tagged_in_one_transaction_is_one_frame(live):
     async def scenario():
         async with watching_a_tagged_todo(project, server) as mirror:
             start = len(mirror.frames)
-            for code in (ONE_TRANSACTION, BARRIER):
+            for code in (programs.source("tagged_in_one_transaction"), BARRIER):
                 await asyncio.to_thread(project.manage, "shell", "-c", code)
                 await converged([mirror], lambda: rest_list(server), CONVERGE_SECONDS)
             frames = [

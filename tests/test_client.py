@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.combos import TEMPLATE_DIR
+from harness.combos import TEMPLATE_DIR
 
 CLIENT_JS = TEMPLATE_DIR / "{{cookiecutter.project_slug}}" / "static" / "rest_live" / "rest-live.js"
 ORIGIN = "http://client.test"

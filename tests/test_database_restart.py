@@ -15,38 +15,17 @@ import time
 
 import pytest
 
-from tests.appserver import APPLICATION_ERRORS, PRODUCTION_ENV, LiveSocket, served
-from tests.baking import BakedProject, clean_env, service_env
-from tests.combos import combo_params
-from tests.mirror import Mirror, converged, rest_list
-from tests.services import PostgresServer
+from harness import programs
+from harness.appserver import APPLICATION_ERRORS, LiveSocket, served
+from harness.baking import BakedProject, clean_env
+from harness.combos import combo_params
+from harness.deployments import production_project, served_twice
+from harness.mirror import Mirror, converged, rest_list
 
 pytestmark = pytest.mark.timeout(300)
 
 # A restart takes about a second here; clients re-sync with a short backoff once it is back.
 CONVERGE_SECONDS = 20.0
-
-WRITER = """
-import time
-from django.db import DatabaseError, connection
-from todos.models import Todo
-made = failed = 0
-end = time.monotonic() + 4
-print("writing", flush=True)
-while time.monotonic() < end:
-    try:
-        todo = Todo.objects.create(title=f"write {made}")
-        if made % 3 == 2:
-            todo.done = True
-            todo.save()
-        made += 1
-    except DatabaseError:
-        failed += 1
-        connection.close()  # a fresh connection for the next try
-        time.sleep(0.05)
-    time.sleep(0.02)
-print(f"made {made}, failed {failed}", flush=True)
-"""
 
 
 async def started_writer(project: BakedProject, code: str):
@@ -60,30 +39,18 @@ async def started_writer(project: BakedProject, code: str):
     return writer
 
 
-@pytest.fixture
-def private_postgres():
-    """A PostgreSQL of this test's own: restarting it disturbs no other test."""
-    with PostgresServer() as server:
-        yield server
-
-
 @pytest.mark.parametrize("combo", combo_params("production_daphne", "production"))
 def test_clients_converge_after_postgresql_restarts_under_writes(
     combo, bake, baked_venv, private_postgres, redis_server, tmp_path
 ):
     redis_server.start()
-    env = {
-        **service_env(combo, private_postgres.create_database("restart"), redis_server.url),
-        **PRODUCTION_ENV,
-    }
-    project = BakedProject(path=bake(combo), combo=combo, venv=baked_venv, env=env)
-    project.manage("migrate", "--noinput")
-    kind = combo["asgi_server"]
+    database = private_postgres.create_database("restart")
+    project = production_project(combo, bake(combo), baked_venv, database, redis_server.url)
 
     async def scenario(a, b):
         async with contextlib.AsyncExitStack() as stack:
             mirrors = [await stack.enter_async_context(Mirror(s)) for s in (a, a, a, b, b, b)]
-            writer = await started_writer(project, WRITER)
+            writer = await started_writer(project, programs.source("restart_writer"))
             await asyncio.sleep(1.0)  # let writes flow before the restart (not a proof)
             started = time.monotonic()
             await asyncio.to_thread(private_postgres.stop)
@@ -96,31 +63,10 @@ def test_clients_converge_after_postgresql_restarts_under_writes(
             assert len(mirrors[0].state) > 10
 
     # The restart makes the servers log database errors, one line each; nothing may escape.
-    with (
-        served(project.path, baked_venv, env, kind, tmp_path, log_problems=APPLICATION_ERRORS) as a,
-        served(project.path, baked_venv, env, kind, tmp_path, log_problems=APPLICATION_ERRORS) as b,
-    ):
+    with served_twice(project, tmp_path, log_problems=APPLICATION_ERRORS) as (a, b):
         asyncio.run(scenario(a, b))
 
 
-# Writes a todo every 1/30 s for 8 s, titled with the time it set out to write it, so that a write
-# that waited for a connection shows that wait in its lag; prints how many it made.
-LAG_WRITER = """
-import time
-from django.db import DatabaseError, connection
-from todos.models import Todo
-made = 0
-end = time.monotonic() + 8
-print("writing", flush=True)
-while time.monotonic() < end:
-    try:
-        Todo.objects.create(title=f"{time.time():.4f}")
-        made += 1
-    except DatabaseError:
-        connection.close()
-    time.sleep(1 / 30)
-print(made, flush=True)
-"""
 LAG_SECONDS = 1.0  # the bound on a write's delivery...
 RECOVERY_SECONDS = 2.0  # ...from this long after the database is back
 
@@ -134,12 +80,8 @@ def test_writes_after_a_short_restart_are_delivered_within_a_second(
     of when the writer set out to make it, its wait for a connection included (writes waited 3 s
     while psycopg_pool waited a second before reconnecting, then two)."""
     redis_server.start()
-    env = {
-        **service_env(combo, private_postgres.create_database("lag"), redis_server.url),
-        **PRODUCTION_ENV,
-    }
-    project = BakedProject(path=bake(combo), combo=combo, venv=baked_venv, env=env)
-    project.manage("migrate", "--noinput")
+    database = private_postgres.create_database("lag")
+    project = production_project(combo, bake(combo), baked_venv, database, redis_server.url)
 
     async def scenario(server):
         socket = await LiveSocket.open(server)
@@ -153,7 +95,7 @@ def test_writes_after_a_short_restart_are_delivered_within_a_second(
                     arrivals[float(message["instance"]["title"])] = time.time()
 
         receiving = asyncio.create_task(receive())
-        writer = await started_writer(project, LAG_WRITER)
+        writer = await started_writer(project, programs.source("lag_writer"))
         await asyncio.sleep(2.0)  # let writes flow before the restart (not a proof)
         await asyncio.to_thread(private_postgres.stop)
         await asyncio.to_thread(private_postgres.start)
@@ -175,7 +117,7 @@ def test_writes_after_a_short_restart_are_delivered_within_a_second(
         assert not late, f"late writes (when each set out, from the restart; its lag): {late}"
 
     with served(
-        project.path, baked_venv, env, combo["asgi_server"], tmp_path,
+        project.path, baked_venv, project.env, combo["asgi_server"], tmp_path,
         log_problems=APPLICATION_ERRORS,
     ) as server:  # fmt: skip
         asyncio.run(scenario(server))

@@ -13,64 +13,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import re
 import time
 import types
-import urllib.request
 
 import pytest
 
-from tests.appserver import PRODUCTION_ENV, AppServer, create_over_rest, served
-from tests.baking import BakedProject, clean_env, service_env
-from tests.combos import combo_params
-from tests.mirror import rest_list
+from harness import programs
+from harness.appserver import AppServer, create_over_rest, rest_write, served
+from harness.baking import BakedProject, clean_env
+from harness.combos import combo_params
+from harness.deployments import production_project
+from harness.mirror import rest_list
 
 pytestmark = pytest.mark.timeout(300)
 
 SECONDS = 20.0  # for the client to match REST after each step, reconnecting included
 
-PREPARE = """
-from django.contrib.auth.models import User
-from rest_framework.authtoken.models import Token
-from todos.models import Todo
-Todo.objects.all().delete()
-for n in range(3):
-    Todo.objects.create(title=f"seed {n}")
-user, _ = User.objects.get_or_create(username="example-client")
-print(Token.objects.get_or_create(user=user)[0].key)
-"""
 # One statement, so one committed transaction of several rows: its frames carry `more`.
 BULK_SUFFIX = " (bulk)"
-BULK_UPDATE = f"""
-from django.db import connection
-with connection.cursor() as cursor:
-    cursor.execute("UPDATE todos_todo SET title = title || %s", [{BULK_SUFFIX!r}])
-    print(cursor.rowcount)
-"""
-WHILE_THE_SERVER_WAS_DOWN = """
-from todos.models import Todo
-first, second = Todo.objects.order_by("id")[:2]
-first.title = "renamed while the server was down"
-first.save()
-second.delete()
-Todo.objects.create(title="created while the server was down")
-"""
-TRUNCATE = """
-from django.db import connection
-with connection.cursor() as cursor:
-    cursor.execute("TRUNCATE todos_todo CASCADE")
-"""
-# What the server's pruner does every minute, with a log that keeps nothing: every change logged
-# so far is deleted, and the floor raised past them (rest_live/feed.py, positions.py).
-PRUNE = """
-from django.test import override_settings
-from rest_live import feed
-from rest_live.models import LogState
-with override_settings(REST_LIVE_CHANGE_LOG_SECONDS=0):
-    feed._prune()
-print(LogState.objects.get(pk=1).floor)
-"""
 
 
 def load_example(project: BakedProject) -> types.ModuleType:
@@ -104,24 +65,6 @@ class Gate:
         await self.sockets[-1].close()
 
 
-def rest(server: AppServer, token: str, method: str, path: str, body: dict | None = None):
-    request = urllib.request.Request(
-        server.http_url + path,
-        method=method,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"Authorization": f"Token {token}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status in (200, 201, 204), response.status
-
-
-def shell(project: BakedProject, code: str) -> str:
-    """Run `code` in `manage.py shell`; the last line it printed (Django's shell prints a line
-    about its automatic imports first)."""
-    printed = project.manage("shell", "-c", code).stdout.strip().splitlines()
-    return printed[-1] if printed else ""
-
-
 async def in_thread(function, *args):
     return await asyncio.to_thread(function, *args)
 
@@ -131,11 +74,9 @@ def deployment(combo, bake, baked_venv, postgres_server, redis_server, tmp_path)
     """The combo migrated on a PostgreSQL database of its own, Redis, debug off; three todos and a
     user's token. Served by one process of the combo's server."""
     database = postgres_server.create_database(f"example_client_{combo.name}")
-    env = {**service_env(combo, database, redis_server.url), **PRODUCTION_ENV}
-    project = BakedProject(path=bake(combo), combo=combo, venv=baked_venv, env=env)
-    project.manage("migrate", "--noinput")
-    token = shell(project, PREPARE)
-    with served(project.path, baked_venv, env, combo["asgi_server"], tmp_path) as server:
+    project = production_project(combo, bake(combo), baked_venv, database, redis_server.url)
+    token = project.shell_answer(programs.source("example_client_prepare"))
+    with served(project.path, baked_venv, project.env, combo["asgi_server"], tmp_path) as server:
         yield project, server, token
 
 
@@ -185,11 +126,18 @@ def test_the_example_client_matches_rest_after_writes_drops_restarts_and_pruning
             # 1. Live writes over REST, then one transaction of several rows from another process.
             await in_thread(create_over_rest, server, token, "live")
             first, second = sorted(client.state)[:2]
-            await in_thread(rest, server, token, "PATCH", f"/api/todos/{first}/", {"done": True})
-            await in_thread(rest, server, token, "DELETE", f"/api/todos/{second}/")
+            await in_thread(
+                rest_write, server, token, "PATCH", f"/api/todos/{first}/", {"done": True}
+            )
+            await in_thread(rest_write, server, token, "DELETE", f"/api/todos/{second}/")
             await matches_rest("live writes over REST")
             before_bulk = len(frames)
-            assert await in_thread(shell, project, BULK_UPDATE) == "3"
+            bulk_update = programs.source("bulk_update")
+            suffix = programs.env(suffix=BULK_SUFFIX)
+            answer = await asyncio.to_thread(
+                project.shell_answer, bulk_update, env_overrides=suffix
+            )
+            assert answer == "3", answer
             await matches_rest("a multi-row UPDATE")
             transaction = [
                 frame
@@ -206,8 +154,10 @@ def test_the_example_client_matches_rest_after_writes_drops_restarts_and_pruning
             away = len(frames)
             await in_thread(create_over_rest, server, token, "while the client was away")
             first, second = sorted(client.state)[:2]
-            await in_thread(rest, server, token, "PATCH", f"/api/todos/{first}/", {"done": False})
-            await in_thread(rest, server, token, "DELETE", f"/api/todos/{second}/")
+            await in_thread(
+                rest_write, server, token, "PATCH", f"/api/todos/{first}/", {"done": False}
+            )
+            await in_thread(rest_write, server, token, "DELETE", f"/api/todos/{second}/")
             gate.open.set()
             await matches_rest("a resume after the socket was dropped")
             assert_resumed(frames[away:])
@@ -218,7 +168,7 @@ def test_the_example_client_matches_rest_after_writes_drops_restarts_and_pruning
             # client resumes on the new process (positions are in the database).
             server.kill()
             away = len(frames)
-            await in_thread(shell, project, WHILE_THE_SERVER_WAS_DOWN)
+            await in_thread(project.shell_answer, programs.source("rename_and_delete"))
             server.start()
             await matches_rest("a resume after the server was killed and started again")
             assert_resumed(frames[away:])
@@ -227,7 +177,7 @@ def test_the_example_client_matches_rest_after_writes_drops_restarts_and_pruning
             # 4. A TRUNCATE logs no keys: `reset` (one per truncated table the view reads), and
             # the client re-syncs from one snapshot.
             before_reset = len(frames)
-            await in_thread(shell, project, TRUNCATE)
+            await in_thread(project.shell_answer, programs.source("truncate_todos"))
             await matches_rest("a re-sync after reset")
             seen = kinds(before_reset)
             assert seen[0] == "reset" and seen[-1] == "snapshot", frames[before_reset:]
@@ -242,8 +192,8 @@ def test_the_example_client_matches_rest_after_writes_drops_restarts_and_pruning
             away = len(frames)
             await in_thread(create_over_rest, server, token, "before the log was pruned")
             (gone,) = client.state
-            await in_thread(rest, server, token, "DELETE", f"/api/todos/{gone}/")
-            assert int(await in_thread(shell, project, PRUNE)) > 0
+            await in_thread(rest_write, server, token, "DELETE", f"/api/todos/{gone}/")
+            assert int(await in_thread(project.shell_answer, programs.source("prune_log"))) > 0
             gate.open.set()
             await matches_rest("a snapshot after the log was pruned")
             seen = kinds(away)

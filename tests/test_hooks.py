@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-from tests import baking
-from tests.combos import TEMPLATE_DIR
-from tests.test_bake import env_file
+from harness import baking
+from harness.baking import env_file
+from harness.combos import TEMPLATE_DIR
 
 REFUSED = [
     ("project_slug", "My-Project"),  # not lowercase, not an identifier

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests import baking
-from tests.combos import BY_NAME
+from harness import baking
+from harness.combos import BY_NAME
 
 BAKED_TESTS = Path(__file__).parent / "baked"
 

@@ -7,23 +7,25 @@ subscribers on both servers, only after commit, after long idle, and again after
 from __future__ import annotations
 
 import asyncio
+import shutil
 import subprocess
 import time
 
 import pytest
 
-from tests.appserver import (
+from harness import programs
+from harness.appserver import (
     OUTAGE_ENDED,
     OUTAGE_STARTED,
-    PRODUCTION_ENV,
     AppServer,
     LiveSocket,
     create_over_rest,
     served,
 )
-from tests.baking import BakedProject, clean_env, service_env
-from tests.combos import combo_params
-from tests.services import RedisServer
+from harness.baking import clean_env
+from harness.combos import combo_params
+from harness.deployments import production_project, served_twice
+from harness.services import RedisServer
 
 LIVE_COMBOS = combo_params("production_daphne", "production")
 
@@ -31,34 +33,12 @@ LIVE_COMBOS = combo_params("production_daphne", "production")
 @pytest.fixture
 def deployment(combo, bake, baked_venv, postgres_server, redis_server, tmp_path):
     """The combo migrated on PostgreSQL, served by two processes sharing Redis."""
-    env = {
-        **service_env(
-            combo, postgres_server.create_database(f"live_{combo.name}"), redis_server.url
-        ),
-        **PRODUCTION_ENV,
-    }
-    project = BakedProject(path=bake(combo), combo=combo, venv=baked_venv, env=env)
-    project.manage("migrate", "--noinput")
-    project.manage("shell", "-c", "from todos.models import Todo; Todo.objects.all().delete()")
-    servers = [
-        AppServer(project.path, baked_venv, env, combo["asgi_server"], tmp_path) for _ in range(2)
-    ]
-    try:
-        for server in servers:
-            server.start()
+    database = postgres_server.create_database(f"live_{combo.name}")
+    project = production_project(combo, bake(combo), baked_venv, database, redis_server.url)
+    project.shell("from todos.models import Todo; Todo.objects.all().delete()")
+    # Their logs are not checked (log_problems=()): these tests check what the clients receive.
+    with served_twice(project, tmp_path, log_problems=()) as servers:
         yield project, servers
-    finally:
-        for server in servers:
-            server.stop()
-
-
-def shell(project: BakedProject, code: str) -> str:
-    return project.manage("shell", "-c", code).stdout
-
-
-def create_todo(project: BakedProject, title: str) -> None:
-    """A write from another process: `manage.py shell`, as a job or an admin would make it."""
-    shell(project, f"from todos.models import Todo; Todo.objects.create(title={title!r})")
 
 
 async def in_thread(function, *args):
@@ -79,22 +59,13 @@ def test_a_write_from_another_process_reaches_both_servers(deployment):
 
     async def scenario():
         sockets = await subscribed(a, b)
-        await in_thread(create_todo, project, "from shell")
+        await in_thread(project.create_in_shell, "from shell")
         for socket in sockets:
             message = await socket.receive()
             assert (message["action"], message["instance"]["title"]) == ("CREATED", "from shell")
             await socket.close()
 
     asyncio.run(scenario())
-
-
-# Settings whose timed read of the change log comes every 30 s: a change that arrives sooner
-# came by the wake-up its write sends (NOTIFY, the channel layer), not by the poll.
-SLOW_POLL_SETTINGS = """
-from config.settings import *  # noqa: F403
-
-REST_LIVE_CHANGE_POLL_SECONDS = 30.0
-"""
 
 
 @pytest.mark.parametrize("combo", LIVE_COMBOS)
@@ -105,13 +76,11 @@ def test_the_first_write_after_a_server_starts_is_not_left_to_the_poll(
     first write, over REST on the server itself, then one from another process, each arrive by
     their wake-up, well before a poll of the log could bring them."""
     database = postgres_server.create_database(f"first_{combo.name}")
-    env = {**service_env(combo, database, redis_server.url), **PRODUCTION_ENV}
-    project = BakedProject(path=bake(combo), combo=combo, venv=baked_venv, env=env)
-    project.manage("migrate", "--noinput")
-    token = shell(project, CREATE_TOKEN).strip().splitlines()[-1]
-    (tmp_path / "slow_poll_settings.py").write_text(SLOW_POLL_SETTINGS)
+    project = production_project(combo, bake(combo), baked_venv, database, redis_server.url)
+    token = project.shell_answer(programs.source("writer_token"))
+    shutil.copy(programs.path("slow_poll_settings"), tmp_path / "slow_poll_settings.py")
     served_env = {
-        **env,
+        **project.env,
         "PYTHONPATH": str(tmp_path),
         "DJANGO_SETTINGS_MODULE": "slow_poll_settings",
     }
@@ -121,7 +90,7 @@ def test_the_first_write_after_a_server_starts_is_not_left_to_the_poll(
         await socket.subscribe()
         for write in (
             lambda: create_over_rest(server, token, "first, over REST"),
-            lambda: create_todo(project, "then from the shell"),
+            lambda: project.create_in_shell("then from the shell"),
         ):
             started = time.monotonic()
             await in_thread(write)
@@ -136,18 +105,10 @@ def test_the_first_write_after_a_server_starts_is_not_left_to_the_poll(
             asyncio.run(scenario(app))
 
 
-CREATE_TOKEN = """
-from django.contrib.auth.models import User
-from rest_framework.authtoken.models import Token
-user, _ = User.objects.get_or_create(username="writer")
-print(Token.objects.get_or_create(user=user)[0].key)
-"""
-
-
 @pytest.mark.parametrize("combo", LIVE_COMBOS)
 def test_a_rest_create_with_a_token_on_one_server_reaches_the_other(deployment):
     project, (a, b) = deployment
-    token = shell(project, CREATE_TOKEN).strip().splitlines()[-1]
+    token = project.shell_answer(programs.source("writer_token"))
 
     async def scenario():
         socket = await LiveSocket.open(a)
@@ -164,32 +125,6 @@ def test_a_rest_create_with_a_token_on_one_server_reaches_the_other(deployment):
     asyncio.run(scenario())
 
 
-HELD_TRANSACTION = """
-import sys, time
-from django.db import transaction
-from todos.models import Todo
-with transaction.atomic():
-    todo = Todo.objects.create(title="uncommitted")
-    print("written", flush=True)
-    time.sleep(1.5)
-    todo.title = "committed"
-    todo.save()
-print("committed", flush=True)
-"""
-
-ROLLED_BACK = """
-from django.db import transaction
-from todos.models import Todo
-try:
-    with transaction.atomic():
-        Todo.objects.create(title="rolled back")
-        raise RuntimeError
-except RuntimeError:
-    pass
-Todo.objects.create(title="after the rollback")
-"""
-
-
 @pytest.mark.parametrize("combo", LIVE_COMBOS)
 def test_nothing_arrives_before_commit_and_rollbacks_send_nothing(deployment):
     project, (a, _b) = deployment
@@ -204,7 +139,7 @@ def test_nothing_arrives_before_commit_and_rollbacks_send_nothing(deployment):
             "-v",
             "0",
             "-c",
-            HELD_TRANSACTION,
+            programs.source("held_transaction"),
             cwd=project.path,
             env=clean_env(project.venv, project.env),
             stdout=asyncio.subprocess.PIPE,
@@ -223,7 +158,7 @@ def test_nothing_arrives_before_commit_and_rollbacks_send_nothing(deployment):
 
         # The transaction saved twice: its two rows of the change log are read together, and
         # evaluated once, so no second frame follows.
-        await in_thread(shell, project, ROLLED_BACK)
+        await in_thread(project.shell, programs.source("rolled_back"))
         message = await socket.receive()
         # The rolled-back row sent nothing: the next broadcast is the write made after it.
         assert (message["action"], message["instance"]["title"]) == (
@@ -243,20 +178,13 @@ def test_a_broadcast_arrives_after_long_idle(deployment):
         sockets = await subscribed(a, b)
         # Longer than redis-py 8's 5 s socket timeout twice over: idle consumers must survive it.
         await asyncio.gather(*(socket.assert_silent(11.0) for socket in sockets))
-        await in_thread(create_todo, project, "after idle")
+        await in_thread(project.create_in_shell, "after idle")
         for socket in sockets:
             message = await socket.receive()
             assert message["instance"]["title"] == "after idle"
             await socket.close()
 
     asyncio.run(scenario())
-
-
-@pytest.fixture
-def private_redis():
-    """A Redis of this test's own, so stopping it disturbs no other test."""
-    with RedisServer() as server:
-        yield server
 
 
 def group_channels(redis: RedisServer) -> list[str]:
@@ -270,25 +198,13 @@ def group_channels(redis: RedisServer) -> list[str]:
     return result.stdout.split()
 
 
-COUNT_OUTAGE_WRITES = """
-from todos.models import Todo
-print(Todo.objects.filter(title="during outage").count())
-"""
-
-
 @pytest.mark.parametrize("combo", LIVE_COMBOS)
 def test_writes_survive_a_redis_outage_and_broadcasts_resume(
     combo, bake, baked_venv, postgres_server, private_redis, tmp_path
 ):
-    env = {
-        **service_env(
-            combo, postgres_server.create_database(f"outage_{combo.name}"), private_redis.url
-        ),
-        **PRODUCTION_ENV,
-    }
-    project = BakedProject(path=bake(combo), combo=combo, venv=baked_venv, env=env)
-    project.manage("migrate", "--noinput")
-    server = AppServer(project.path, baked_venv, env, combo["asgi_server"], tmp_path)
+    database = postgres_server.create_database(f"outage_{combo.name}")
+    project = production_project(combo, bake(combo), baked_venv, database, private_redis.url)
+    server = AppServer(project.path, baked_venv, project.env, combo["asgi_server"], tmp_path)
     server.start()
 
     async def scenario():
@@ -298,16 +214,11 @@ def test_writes_survive_a_redis_outage_and_broadcasts_resume(
         assert channels_before, "the server subscribed to no group channel"
 
         private_redis.stop()
-        result = await in_thread(
-            lambda: project.manage(
-                "shell",
-                "-c",
-                "from todos.models import Todo; Todo.objects.create(title='during outage')",
-            )
-        )
+        result = await in_thread(project.create_in_shell, "during outage")
         assert "could not announce" in result.stderr
-        count = await in_thread(shell, project, COUNT_OUTAGE_WRITES)
-        assert count.split()[-1] == "1"
+        count = programs.source("count_titled")
+        titled = programs.env(title="during outage")
+        assert await asyncio.to_thread(project.shell_answer, count, env_overrides=titled) == "1"
 
         # The change log brings it, with Redis still down.
         message = await socket.receive(timeout=10)
@@ -319,7 +230,7 @@ def test_writes_survive_a_redis_outage_and_broadcasts_resume(
         while set(group_channels(private_redis)) < set(channels_before):
             assert time.monotonic() < deadline, f"never re-subscribed:\n{server.log()}"
             await asyncio.sleep(0.1)
-        await in_thread(create_todo, project, "after outage")
+        await in_thread(project.create_in_shell, "after outage")
         message = await socket.receive(timeout=10)
         assert (message["action"], message["instance"]["title"]) == ("CREATED", "after outage")
         assert socket.connection.close_code is None

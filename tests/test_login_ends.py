@@ -13,74 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import urllib.error
 import urllib.request
 
 import pytest
 
-from tests.appserver import AppServer, LiveSocket, served
-from tests.baking import BakedProject, service_env
-from tests.combos import combo_params
-
-PRIVATE_ASGI = """
-from channels.auth import AuthMiddlewareStack
-from channels.routing import ProtocolTypeRouter, URLRouter
-from django.conf import settings
-from django.urls import path
-
-from config.asgi import django_application
-from rest_live.auth import TokenAuthMiddleware
-from rest_live.origins import AllowedOriginsValidator
-from todos.tests.views import reused_router
-
-# Read per request: the project's URLs, and the private view's REST twin beside them.
-settings.ROOT_URLCONF = "private_urls"
-routes = URLRouter([path("ws/private/", reused_router.as_consumer().as_asgi())])
-application = ProtocolTypeRouter(
-    {
-        "http": django_application,
-        "websocket": TokenAuthMiddleware(
-            routes, otherwise=AllowedOriginsValidator(AuthMiddlewareStack(routes))
-        ),
-    }
-)
-"""
-
-PRIVATE_URLS = """
-from django.urls import include, path
-
-from todos.tests.views import ReusedMyTodoViewSet
-
-urlpatterns = [
-    path("api/private/", ReusedMyTodoViewSet.as_view({"get": "list"})),
-    path("", include("config.urls")),
-]
-"""
-
-# Alice, her token and a logged-in session of hers: prints the token key and the session key.
-SIGN_IN = """
-from django.conf import settings
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
-from django.contrib.sessions.backends.db import SessionStore
-from rest_framework.authtoken.models import Token
-
-alice = get_user_model().objects.create_user("alice", password="wonderland-42")
-session = SessionStore()
-session[SESSION_KEY] = str(alice.pk)
-session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
-session[HASH_SESSION_KEY] = alice.get_session_auth_hash()
-session.create()
-print(Token.objects.create(user=alice).key, session.session_key)
-"""
-
-SAVE_HERS = """
-from django.contrib.auth import get_user_model
-from todos.models import Todo
-
-alice = get_user_model().objects.get(username="alice")
-todo, _ = Todo.objects.update_or_create(pk={pk}, defaults={{"title": {title!r}, "owner": alice}})
-print(todo.pk)
-"""
+from harness import programs
+from harness.appserver import AppServer, LiveSocket, served
+from harness.baking import BakedProject, service_env
+from harness.combos import combo_params
 
 ENDS = {
     "token": "from rest_framework.authtoken.models import Token; Token.objects.all().delete()",
@@ -95,12 +37,12 @@ def private_server(combo, credential, bake, baked_venv, postgres_server, redis_s
     server, token key, session key)."""
     database = postgres_server.create_database(f"login_{combo.name}_{credential}")
     env = service_env(combo, database, redis_server.url)
-    (tmp_path / "private_asgi.py").write_text(PRIVATE_ASGI)
-    (tmp_path / "private_urls.py").write_text(PRIVATE_URLS)
+    for module in ("private_asgi", "private_urls"):
+        shutil.copy(programs.path(module), tmp_path / f"{module}.py")
     env["PYTHONPATH"] = str(tmp_path)
     project = BakedProject(path=bake(combo), combo=combo, venv=baked_venv, env=env)
     project.manage("migrate", "--noinput")
-    token, session = project.manage("shell", "-c", SIGN_IN).stdout.splitlines()[-1].split()
+    token, session = project.shell(programs.source("sign_in_alice")).stdout.splitlines()[-1].split()
     with served(
         project.path,
         baked_venv,
@@ -122,9 +64,9 @@ def test_a_login_that_ends_ends_live_access(private_server, credential):
         else {"Cookie": f"sessionid={session}"}
     )
 
-    def save_hers(title, pk="None"):
-        out = project.manage("shell", "-c", SAVE_HERS.format(pk=pk, title=title)).stdout
-        return int(out.splitlines()[-1])
+    def save_hers(title, pk=""):
+        params = programs.env(pk=pk, title=title)
+        return int(project.shell_answer(programs.source("save_hers"), env_overrides=params))
 
     async def scenario():
         socket = await LiveSocket.open(server, "/ws/private/", headers=headers)

@@ -19,10 +19,10 @@ import urllib.request
 
 import pytest
 
-from tests import baking
-from tests.appserver import LiveSocket, served
-from tests.combos import COMBOS, combo_params
-from tests.test_bake import env_file, requirements
+from harness import baking
+from harness.appserver import LiveSocket, served
+from harness.baking import env_file, requirements
+from harness.combos import COMBOS, combo_params
 
 METRICS_COMBOS = [combo.name for combo in COMBOS if combo["metrics"] == "prometheus"]
 PLAIN_COMBOS = [combo.name for combo in COMBOS if combo["metrics"] == "none"]
@@ -186,11 +186,7 @@ def test_a_daphne_process_is_scraped_as_the_readme_says(project, tmp_path):
         assert (await socket.receive())["code"] == 404
         # One at a time: on SQLite, what the server reads from the log at once is one change.
         for title in ("buy milk", "bread"):
-            await asyncio.to_thread(
-                project.manage, "shell", "-c",
-                f"from todos.models import Todo; Todo.objects.create(title={title!r})",
-                env_overrides=env,
-            )  # fmt: skip
+            await asyncio.to_thread(project.create_in_shell, title, env_overrides=env)
             if title == "buy milk":
                 message = await socket.receive()
                 assert (message["action"], message["instance"]["title"]) == ("CREATED", title)

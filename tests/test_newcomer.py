@@ -22,17 +22,17 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import yaml
 
-from tests import baking
-from tests.appserver import served, server_command
-from tests.combos import COMBOS, combo_params
-from tests.services import (
+from harness import baking, programs
+from harness.appserver import served, server_command
+from harness.baking import env_file
+from harness.combos import COMBOS, combo_params
+from harness.services import (
     LOOPBACK,
     PostgresServer,
     die_with_parent,
     free_port,
     started,
 )
-from tests.test_bake import env_file
 
 SERVICE_COMBOS = [combo.name for combo in COMBOS if combo.needs_postgres or combo.needs_redis]
 POSTGRES_COMBOS = [combo.name for combo in COMBOS if combo.needs_postgres]
@@ -255,13 +255,6 @@ def test_a_new_app_from_startapp_passes_lint(combo, bake, baked_venv):
 
 # --- logging ------------------------------------------------------------------------------
 
-LOG_EACH = """
-import logging
-logging.getLogger("django.request").warning("marker-django")
-logging.getLogger("rest_live.feed").warning("marker-rest-live")
-logging.getLogger("shop.views").warning("marker-app")
-"""
-
 
 def private_database(tmp_path: Path) -> dict[str, str]:
     """A SQLite file of the test's own, so the cached bake's folder stays as baked."""
@@ -273,7 +266,7 @@ def test_each_log_line_is_printed_once(project, debug, tmp_path):
     # Django's own console handler printed django's lines a second time with debug on; with
     # debug off, the root logger's handler alone must still print them.
     result = project.manage(
-        "shell", "-c", LOG_EACH,
+        "shell", "-c", programs.source("log_each"),
         env_overrides={
             **private_database(tmp_path), "DJANGO_DEBUG": debug, "DJANGO_ALLOWED_HOSTS": "localhost"
         },

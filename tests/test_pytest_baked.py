@@ -12,17 +12,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from tests.combos import combo_params
-
-# Run inside the bake: the ids of the tests `manage.py test` runs, found by its own discovery.
-DJANGO_TEST_IDS = """
-import json
-from django.test.runner import DiscoverRunner
-from django.test.utils import iter_test_cases
-
-suite = DiscoverRunner(verbosity=0).build_suite([])
-print(json.dumps(sorted(test.id() for test in iter_test_cases(suite))))
-"""
+from harness import programs
+from harness.combos import combo_params
 
 
 def pytest_results(report) -> tuple[set[str], set[str]]:
@@ -38,7 +29,7 @@ def pytest_results(report) -> tuple[set[str], set[str]]:
 @pytest.mark.parametrize("combo", combo_params("defaults", "no_example"))
 @pytest.mark.timeout(600)
 def test_pytest_runs_the_whole_suite_and_passes(project, tmp_path):
-    listed = project.manage("shell", "-c", DJANGO_TEST_IDS, timeout=120)
+    listed = project.shell(programs.source("django_test_ids"), timeout=120)
     django_ids = set(json.loads(listed.stdout.strip().splitlines()[-1]))
     assert django_ids, f"manage.py test would run no test\n{listed.describe()}"
     assert not [i for i in django_ids if "_pytest." in i], "Django's runner took *_pytest.py"

@@ -1,6 +1,6 @@
 """Never silently stale: clients converge on the database after faults, on real processes.
 
-Every client here is a `Mirror` (tests/mirror.py): its state comes only from the frames it
+Every client here is a `Mirror` (harness/mirror.py): its state comes only from the frames it
 received. Each test breaks something, writes, and ends with every mirror equal to what REST lists,
 within a stated bound and with no later write or reload.
 """
@@ -17,19 +17,19 @@ import urllib.request
 
 import pytest
 
-from tests.appserver import (
+from harness import programs
+from harness.appserver import (
     OUTAGE_ENDED,
     OUTAGE_STARTED,
-    PRODUCTION_ENV,
     AppServer,
     create_over_rest,
     served,
 )
-from tests.baking import BakedProject, service_env
-from tests.combos import BY_NAME, combo_params
-from tests.demo_server import collect_static
-from tests.mirror import Mirror, converged, rest_list
-from tests.services import RedisServer
+from harness.baking import BakedProject, service_env
+from harness.combos import BY_NAME, combo_params
+from harness.demo_server import collect_static
+from harness.deployments import production_project, served_twice
+from harness.mirror import Mirror, converged, rest_list
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -38,22 +38,6 @@ CLUSTER_COMBOS = combo_params("production_daphne", "production")
 # (REST_LIVE_CHANGE_POLL_SECONDS, 1 s) of its commit, plus one evaluation, whatever happened to
 # its broadcast. The tests allow 5 s, the bound the issue set for a layer outage.
 RECOVERY_SECONDS = 5.0
-
-PREPARE = """
-from django.contrib.auth.models import User
-from rest_framework.authtoken.models import Token
-from todos.models import Todo
-Todo.objects.all().delete()  # the database is the combo's, shared by this module's tests
-user, _ = User.objects.get_or_create(username="writer")
-print(Token.objects.get_or_create(user=user)[0].key)
-"""
-
-
-@pytest.fixture
-def private_redis():
-    """A Redis of this test's own, so stopping it disturbs no other test."""
-    with RedisServer() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
@@ -81,36 +65,24 @@ def cluster_env(request):
 def cluster(combo, bake, baked_venv, postgres_server, private_redis, cluster_env, tmp_path):
     """The combo on PostgreSQL and a private Redis, served by two processes; a writer's token."""
     database = postgres_server.create_database(f"recovery_{combo.name}")
-    env = {**service_env(combo, database, private_redis.url), **PRODUCTION_ENV, **cluster_env}
-    project = BakedProject(path=bake(combo), combo=combo, venv=baked_venv, env=env)
-    project.manage("migrate", "--noinput")
-    token = project.manage("shell", "-c", PREPARE).stdout.strip().splitlines()[-1]
+    project = production_project(
+        combo, bake(combo), baked_venv, database, private_redis.url, cluster_env
+    )
+    token = project.shell_answer(programs.source("recovery_prepare"))
     # Redis is stopped under some of them: the logs must show no traceback even so.
-    kind = combo["asgi_server"]
-    with (
-        served(project.path, baked_venv, env, kind, tmp_path) as a,
-        served(project.path, baked_venv, env, kind, tmp_path) as b,
-    ):
-        yield project, (a, b), token
+    with served_twice(project, tmp_path) as servers:
+        yield project, servers, token
 
 
-def shell(project: BakedProject, code: str, check: bool = True):
-    return project.manage("shell", "-c", code, check=check)
+def mixed_writes(project: BakedProject, title: str, creates: int):
+    """From `manage.py shell`: `creates` todos titled `title` and a number, the first ticked and
+    the second deleted: every kind of change."""
+    params = programs.env(title=title, creates=creates)
+    return project.shell(programs.source("mixed_writes"), env_overrides=params)
 
 
-def mixed_writes(title: str, creates: int) -> str:
-    """Shell code that creates `creates` todos titled `title` and a number, ticks the first and
-    deletes the second: every kind of change."""
-    return f"""
-from todos.models import Todo
-made = [Todo.objects.create(title=f"{title} {{n}}") for n in range({creates})]
-made[0].done = True
-made[0].save()
-made[1].delete()
-"""
-
-
-OUTAGE_WRITES = mixed_writes("during the outage", 10)
+def outage_writes(project: BakedProject):
+    return mixed_writes(project, "during the outage", 10)
 
 
 @pytest.mark.parametrize("combo", CLUSTER_COMBOS)
@@ -121,7 +93,7 @@ def test_writes_made_while_redis_is_down_reach_every_client(cluster, private_red
         async with contextlib.AsyncExitStack() as stack:
             mirrors = [await stack.enter_async_context(Mirror(s)) for s in (a, a, b, b)]
             private_redis.stop()
-            written = await asyncio.to_thread(shell, project, OUTAGE_WRITES)
+            written = await asyncio.to_thread(outage_writes, project)
             assert "could not announce" in written.stderr
             await asyncio.to_thread(create_over_rest, a, token, "over REST on A")
             await asyncio.to_thread(create_over_rest, b, token, "over REST on B")
@@ -137,23 +109,15 @@ def test_writes_made_while_redis_is_down_reach_every_client(cluster, private_red
     asyncio.run(scenario())
 
 
-KILLED_BEFORE_PUBLISHING = """
-import os, signal
-from rest_live import broadcasting
-# The test's hook: die at the point where the committed change would be published.
-broadcasting._send = lambda *args: os.kill(os.getpid(), signal.SIGKILL)
-from todos.models import Todo
-Todo.objects.create(title="its writer was killed")
-"""
-
-
 @pytest.mark.parametrize("combo", CLUSTER_COMBOS)
 def test_a_change_whose_writer_was_killed_before_publishing_reaches_every_client(cluster):
     project, (a, b), _token = cluster
 
     async def scenario():
         async with Mirror(a) as on_a, Mirror(b) as on_b:
-            killed = await asyncio.to_thread(shell, project, KILLED_BEFORE_PUBLISHING, False)
+            killed = await asyncio.to_thread(
+                project.shell, programs.source("killed_before_publishing"), check=False
+            )
             assert killed.returncode == -9, killed.describe()
             assert [item["title"] for item in rest_list(a).values()] == ["its writer was killed"]
             await converged([on_a, on_b], lambda: rest_list(a), RECOVERY_SECONDS, a.log)
@@ -169,9 +133,6 @@ async def until(condition, timeout: float, what: str) -> None:
         await asyncio.sleep(0.05)
 
 
-WHILE_A_WAS_DOWN = mixed_writes("while A was down", 5)
-
-
 @pytest.mark.parametrize("combo", CLUSTER_COMBOS)
 def test_a_server_killed_and_restarted_brings_its_clients_back_to_the_same_state(cluster):
     project, (a, b), token = cluster
@@ -184,7 +145,7 @@ def test_a_server_killed_and_restarted_brings_its_clients_back_to_the_same_state
             await until(
                 lambda: not any(m.synced.is_set() for m in on_a), 5, "A's clients saw it die"
             )
-            await asyncio.to_thread(shell, project, WHILE_A_WAS_DOWN)
+            await asyncio.to_thread(mixed_writes, project, "while A was down", 5)
             await asyncio.to_thread(create_over_rest, b, token, "over REST on B")
             await converged(on_b, lambda: rest_list(b), RECOVERY_SECONDS, b.log)
             a.start()  # in the main thread, so the server dies with the test process
@@ -202,14 +163,14 @@ def test_a_client_that_was_offline_is_reset_by_a_snapshot(cluster):
 
     async def scenario():
         async with Mirror(a) as away, Mirror(b) as online:
-            await asyncio.to_thread(shell, project, OUTAGE_WRITES)
+            await asyncio.to_thread(outage_writes, project)
             await converged([away, online], lambda: rest_list(a), RECOVERY_SECONDS, a.log)
             async with away.offline():
                 seen, before = len(away.frames), dict(away.state)
                 # Ten creates, an update and two deletes, from another process and over REST.
-                await asyncio.to_thread(shell, project, OUTAGE_WRITES)
+                await asyncio.to_thread(outage_writes, project)
                 await asyncio.to_thread(
-                    shell, project, "from todos.models import Todo; Todo.objects.first().delete()"
+                    project.shell, "from todos.models import Todo; Todo.objects.first().delete()"
                 )
                 await asyncio.to_thread(create_over_rest, b, token, "while the client was away")
                 await converged([online], lambda: rest_list(b), RECOVERY_SECONDS, b.log)
@@ -227,13 +188,6 @@ def test_a_client_that_was_offline_is_reset_by_a_snapshot(cluster):
 
 
 ADMIN_USER, ADMIN_PASSWORD = "site-admin", "not a password anyone would guess 4921"
-PREPARE_ADMIN = f"""
-from django.contrib.auth.models import User
-admin, _ = User.objects.get_or_create(username={ADMIN_USER!r})
-admin.is_staff = admin.is_superuser = True
-admin.set_password({ADMIN_PASSWORD!r})
-admin.save()
-"""
 
 
 class AdminClient:
@@ -263,7 +217,8 @@ class AdminClient:
 @pytest.mark.parametrize("combo", CLUSTER_COMBOS)
 def test_a_todo_added_in_the_admin_while_redis_is_down_reaches_every_client(cluster, private_redis):
     project, (a, b), _token = cluster
-    shell(project, PREPARE_ADMIN)
+    admin = programs.env(admin_user=ADMIN_USER, admin_password=ADMIN_PASSWORD)
+    project.shell(programs.source("site_admin"), env_overrides=admin)
     admin = AdminClient(b)
     fields = {"username": ADMIN_USER, "password": ADMIN_PASSWORD, "next": "/admin/"}
     assert admin.submit("/admin/login/?next=/admin/", **fields) == "/admin/"
@@ -299,9 +254,7 @@ def test_a_shell_write_reaches_the_default_bake_without_any_service(
 
     async def scenario(app):
         async with Mirror(app) as mirror:
-            await asyncio.to_thread(
-                shell, project, "from todos.models import Todo; Todo.objects.create(title='x')"
-            )
+            await asyncio.to_thread(project.create_in_shell, "x")
             await converged([mirror], lambda: rest_list(app), RECOVERY_SECONDS, app.log)
             assert mirror.titles() == ["x"]
 

@@ -12,37 +12,15 @@ import asyncio
 
 import pytest
 
-from tests.appserver import PRODUCTION_ENV, LiveSocket, served
-from tests.baking import BakedProject, service_env
-from tests.combos import combo_params
-from tests.mirror import rest_list
+from harness import programs
+from harness.appserver import PRODUCTION_ENV, LiveSocket, served
+from harness.baking import BakedProject, service_env
+from harness.combos import combo_params
+from harness.mirror import rest_list
 
 pytestmark = pytest.mark.timeout(300)
 
 TODOS = 50
-SEED = f"""
-from todos.models import Todo
-Todo.objects.all().delete()
-Todo.objects.bulk_create([Todo(title=f"todo {{n}}") for n in range({TODOS})])
-"""
-# Shell code: three todos change through the ORM and raw SQL, in three transactions.
-CHANGES = """
-from django.db import connection
-from todos.models import Todo
-first, second, third = Todo.objects.order_by("id")[{start}:{start} + 3]
-print(first.pk, second.pk, third.pk)
-first.title = "renamed {start}"
-first.save()
-with connection.cursor() as cursor:
-    cursor.execute("UPDATE todos_todo SET done = NOT done WHERE id = %s", [second.pk])
-third.delete()
-"""
-PRUNE = """
-from django.test import override_settings
-from rest_live import feed
-with override_settings(REST_LIVE_CHANGE_LOG_SECONDS=0.001):
-    feed._prune()
-"""
 
 
 class Client:
@@ -98,7 +76,8 @@ def project(combo, bake, baked_venv, postgres_server, redis_server):
 
 
 def change_three(project: BakedProject, start: int) -> set[int]:
-    out = project.manage("shell", "-c", CHANGES.format(start=start)).stdout
+    params = programs.env(start=start)
+    out = project.shell(programs.source("three_changes"), env_overrides=params).stdout
     return {int(pk) for pk in out.split()[-3:]}
 
 
@@ -106,7 +85,7 @@ def change_three(project: BakedProject, start: int) -> set[int]:
 def test_a_client_resumes_with_only_what_changed_then_falls_back_once_pruned(
     combo, project, tmp_path
 ):
-    project.manage("shell", "-c", SEED)
+    project.shell(programs.source("resume_seed"), env_overrides=programs.env(todos=TODOS))
     with served(project.path, project.venv, project.env, combo["asgi_server"], tmp_path) as app:
 
         async def scenario():
@@ -141,7 +120,7 @@ def test_a_client_resumes_with_only_what_changed_then_falls_back_once_pruned(
 
             # The log pruned past the client's position: it is told, then sent a snapshot.
             change_three(project, 30)
-            project.manage("shell", "-c", PRUNE)
+            project.shell(programs.source("prune_nearly_all"))
             failed = await client.subscribe(app, resume=True)
             assert (failed["type"], failed["reason"]) == ("resume_failed", "expired"), failed
             assert client.frames[-1]["type"] == "snapshot"

@@ -19,9 +19,10 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.appserver import AppServer, LiveSocket, served
-from tests.baking import BakedProject
-from tests.combos import BY_NAME
+from harness import programs
+from harness.appserver import AppServer, LiveSocket, served
+from harness.baking import BakedProject
+from harness.combos import BY_NAME
 
 pytestmark = [pytest.mark.xdist_group("boundaries"), pytest.mark.timeout(300)]
 
@@ -33,28 +34,6 @@ PRIVATE = "/ws/private/"  # a RealtimeRouter(public=False): tests/baked/private_
 MAX_FRAME_BYTES = 64 * 1024
 MAX_SUBSCRIPTIONS = 100
 MESSAGE_BURST = 100
-
-USERS = """
-import json
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-from django.contrib.auth.models import User
-from django.contrib.sessions.backends.db import SessionStore
-from rest_framework.authtoken.models import Token
-
-def signed_in(user):
-    session = SessionStore()
-    session[SESSION_KEY] = str(user.pk)
-    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-    session.create()
-    return session.session_key
-
-users = {}
-for name, active in [("active", True), ("inactive", False)]:
-    user = User.objects.create_user(name, is_active=active)
-    users[name] = {"token": Token.objects.create(user=user).key, "session": signed_in(user)}
-print(json.dumps(users))
-"""
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +47,7 @@ def boundary_project(bake, baked_venv, tmp_path_factory):
     env = {"DATABASE_URL": f"sqlite:///{database}", "REDIS_URL": ""}
     project = BakedProject(path=path, combo=combo, venv=baked_venv, env=env)
     project.manage("migrate", "--noinput")
-    users = json.loads(project.manage("shell", "-c", USERS).stdout.strip().splitlines()[-1])
+    users = json.loads(project.shell_answer(programs.source("users_signed_in")))
     return project, users
 
 

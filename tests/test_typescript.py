@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests import node_tools
-from tests.combos import TEMPLATE_DIR
+from harness import node_tools
+from harness.combos import TEMPLATE_DIR
 
 STATIC = TEMPLATE_DIR / "{{cookiecutter.project_slug}}" / "static" / "rest_live"
 FIXTURES = Path(__file__).parent / "js"

@@ -14,7 +14,6 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -24,8 +23,9 @@ from pathlib import Path
 import pytest
 from cookiecutter.main import cookiecutter
 
-from tests import baking
-from tests.combos import BY_NAME, TEMPLATE_DIR, combo_params
+from harness import baking
+from harness.combos import BY_NAME, TEMPLATE_DIR, combo_params
+from harness.skips import missing
 
 SLUG_DIR = "{{cookiecutter.project_slug}}"
 CHANGELOG = TEMPLATE_DIR / "CHANGELOG.md"
@@ -42,12 +42,6 @@ DIFF_HEADER = re.compile(
 )
 
 
-def _missing(reason: str) -> None:
-    if os.environ.get("REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{reason} (REQUIRE_SERVICES=1)", pytrace=False)
-    pytest.skip(reason)
-
-
 @pytest.fixture
 def env(tmp_path, cookiecutter_config) -> dict[str, str]:
     """The environment git and cruft run in: no developer's config, a git identity that CI lacks.
@@ -55,9 +49,9 @@ def env(tmp_path, cookiecutter_config) -> dict[str, str]:
     HOME in tmp_path hides ~/.gitconfig and ~/.cookiecutterrc (cruft update reads the latter).
     """
     if shutil.which("git") is None:
-        _missing("git is not installed; apt-get install git")
+        missing("git is not installed; apt-get install git")
     if importlib.util.find_spec("cruft") is None:
-        _missing(f"cruft is not installed in {sys.prefix}; pip install -r requirements-dev.txt")
+        missing(f"cruft is not installed in {sys.prefix}; pip install -r requirements-dev.txt")
     home = tmp_path / "home"
     home.mkdir()
     return baking.clean_env(

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from websockets.asyncio.client import connect
 
-from tests.baking import clean_env
-from tests.services import LOOPBACK, die_with_parent, free_port
+from harness.baking import clean_env
+from harness.services import LOOPBACK, die_with_parent, free_port
 
 START_TIMEOUT = 60.0
 # What a server log shows when an application raised, whatever the client was told.
@@ -298,13 +298,28 @@ class LiveSocket:
         await self.connection.close()
 
 
-def create_over_rest(server: AppServer, token: str, title: str) -> None:
-    """Create a todo with `title` through the server's REST API, signed in with a DRF token."""
+def rest_write(
+    server: AppServer,
+    token: str,
+    method: str,
+    path: str,
+    body: dict | None = None,
+    statuses: tuple[int, ...] = (200, 201, 204),
+) -> dict | None:
+    """A write through the server's REST API (`POST`, `PATCH`, `DELETE`...), signed in with a DRF
+    token; its answer must have one of `statuses`. The answer's JSON, or None when it has none."""
     request = urllib.request.Request(
-        f"{server.http_url}/api/todos/",
-        method="POST",
-        data=json.dumps({"title": title}).encode(),
+        server.http_url + path,
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
         headers={"Authorization": f"Token {token}", "Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 201
+        assert response.status in statuses, response.status
+        answer = response.read()
+    return json.loads(answer) if answer else None
+
+
+def create_over_rest(server: AppServer, token: str, title: str) -> None:
+    """Create a todo with `title` through the server's REST API, signed in with a DRF token."""
+    rest_write(server, token, "POST", "/api/todos/", {"title": title}, statuses=(201,))

@@ -9,7 +9,7 @@ only once it is complete, so a crash never leaves a half-installed folder that l
 Without `node` or `npm` on PATH it raises `NodeNotInstalled`; in a test, call `require_node()`
 (or `node_modules_or_skip()`) instead, which skips, or fails under REQUIRE_SERVICES=1 as in CI::
 
-    from tests import node_tools
+    from harness import node_tools
 
     def test_something():
         modules = node_tools.node_modules_or_skip()
@@ -26,10 +26,11 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from tests import baking
+from harness import baking
+from harness.skips import missing
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent
-JS_DIR = Path(__file__).resolve().parent / "js"
+JS_DIR = TEMPLATE_DIR / "tests" / "js"
 CACHE_DIR = TEMPLATE_DIR / ".cache"
 MANIFESTS = ("package.json", "package-lock.json")
 INSTALL_TIMEOUT = 600
@@ -162,20 +163,12 @@ def run_node(
     )
 
 
-def _missing(reason: str) -> None:
-    import pytest
-
-    if os.environ.get("REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{reason} (REQUIRE_SERVICES=1)", pytrace=False)
-    pytest.skip(reason)
-
-
 def require_node() -> None:
     """In a test: skip (or fail under REQUIRE_SERVICES=1) without node and npm on PATH."""
     try:
         executables()
     except NodeNotInstalled as error:
-        _missing(str(error))
+        missing(str(error))
 
 
 def node_modules_or_skip() -> Path:

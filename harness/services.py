@@ -28,6 +28,8 @@ import threading
 import time
 from pathlib import Path
 
+from harness.skips import missing
+
 LOOPBACK = "127.0.0.1"
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
@@ -320,14 +322,10 @@ class PostgresServer(_Server):
 def started(make_server):
     """A server from `make_server()`, started, and closed at the end; the test is skipped (failed,
     under REQUIRE_SERVICES=1) when the server's binaries are not installed."""
-    import pytest  # only the tests use this; the benchmarks import this module without pytest
-
     try:
         server = make_server()
     except ServiceNotInstalled as error:
-        if os.environ.get("REQUIRE_SERVICES") == "1":
-            pytest.fail(f"{error} (REQUIRE_SERVICES=1)", pytrace=False)
-        pytest.skip(str(error))
+        missing(str(error))
     try:
         server.start()
         yield server

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests import baking
-from tests.appserver import PRODUCTION_ENV, AppServer
+from harness import baking
+from harness.appserver import PRODUCTION_ENV, AppServer
 
 
 def collect_static(project: baking.BakedProject) -> None:

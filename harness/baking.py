@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cookiecutter.main import cookiecutter
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
-from tests.combos import TEMPLATE_DIR, Combo
+from harness.combos import TEMPLATE_DIR, Combo
 
 CACHE_DIR = TEMPLATE_DIR / ".cache"
 COMMAND_TIMEOUT = 300
@@ -87,6 +89,26 @@ def requirement_lines(
             if line and not line.startswith(("#", "-")):
                 lines.append(line)
     return lines
+
+
+def requirements(project: Path, files=("requirements.txt",)) -> dict[str, Requirement]:
+    """The pins of `files` by canonical name (`channels_redis` and `channels-redis` are one)."""
+    parsed = {}
+    for line in requirement_lines(project, files):
+        requirement = Requirement(line)
+        parsed[canonicalize_name(requirement.name)] = requirement
+    return parsed
+
+
+def env_file(path: Path) -> dict[str, str]:
+    """The variables an env file (.env, .env.example) sets, quotes and `export` removed."""
+    values = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            values[key.strip().removeprefix("export ").strip()] = value.strip().strip("'\"")
+    return values
 
 
 def baked_python() -> str:
@@ -312,3 +334,19 @@ class BakedProject:
     def run(self, tool: str, *args: str, **kwargs) -> CommandResult:
         kwargs["env_overrides"] = {**self.env, **(kwargs.get("env_overrides") or {})}
         return run_tool(self.path, tool, *args, venv=self.venv, **kwargs)
+
+    def shell(self, code: str, **kwargs) -> CommandResult:
+        """Run Python `code` in `manage.py shell` (another process, as a job or an admin's)."""
+        return self.manage("shell", "-c", code, **kwargs)
+
+    def shell_answer(self, code: str, **kwargs) -> str:
+        """The last line `code` printed in `manage.py shell` (Django's shell prints a line about
+        its automatic imports first), or "" when it printed nothing."""
+        printed = self.shell(code, **kwargs).stdout.strip().splitlines()
+        return printed[-1] if printed else ""
+
+    def create_in_shell(self, title: str, **kwargs) -> CommandResult:
+        """A todo titled `title`, written from `manage.py shell`."""
+        return self.shell(
+            f"from todos.models import Todo; Todo.objects.create(title={title!r})", **kwargs
+        )

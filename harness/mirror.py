@@ -23,7 +23,7 @@ import urllib.request
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.appserver import AppServer
+from harness.appserver import AppServer
 
 RECONNECT_DELAYS = (0.1, 0.2, 0.5, 1.0)  # then 1.0 s between attempts
 RETRY_SECONDS = 0.2  # before subscribing again after a 5xx

@@ -1,0 +1,9 @@
+# Deletes every todo (the database is the combo's, shared by test_recovery's tests), then prints
+# the DRF token of user "writer", making both if they do not exist yet.
+from django.contrib.auth.models import User
+from rest_framework.authtoken.models import Token
+from todos.models import Todo
+
+Todo.objects.all().delete()
+user, _ = User.objects.get_or_create(username="writer")
+print(Token.objects.get_or_create(user=user)[0].key)
