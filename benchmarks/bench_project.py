@@ -62,6 +62,14 @@ async def start_script(project, script: str, *args, env=None):
     )
 
 
+async def start_ready(project, script: str):
+    """`start_script(project, script)`, once the script has said "ready" (its Django set up)."""
+    process = await start_script(project, script)
+    line = await asyncio.wait_for(process.stdout.readline(), 120)
+    assert line.strip() == b"ready", line
+    return process
+
+
 def environment(postgres_url: str, redis_url: str, layer: str) -> dict[str, str]:
     """What the bake runs with: its services, production settings, and the channel layer chosen."""
     return {

@@ -173,10 +173,7 @@ class Writer:
 
     @classmethod
     async def start(cls, project):
-        process = await bench_project.start_script(project, "bench_distinct_writer.py")
-        line = await asyncio.wait_for(process.stdout.readline(), 120)
-        assert line.strip() == b"ready", line
-        return cls(process)
+        return cls(await bench_project.start_ready(project, "bench_distinct_writer.py"))
 
     async def write(self, pk: int, title: str) -> float:
         self.process.stdin.write(f"{pk} {title}\n".encode())

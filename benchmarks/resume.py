@@ -98,10 +98,7 @@ class Writer:
 
     @classmethod
     async def start(cls, project):
-        process = await bench_project.start_script(project, "bench_resume_writer.py")
-        line = await asyncio.wait_for(process.stdout.readline(), 120)
-        assert line.strip() == b"ready", line
-        return cls(process)
+        return cls(await bench_project.start_ready(project, "bench_resume_writer.py"))
 
     async def do(self, **command):
         self.process.stdin.write(json.dumps(command).encode() + b"\n")
