@@ -107,7 +107,9 @@ async def slow_socket(app: AppServer):
     """A client that subscribes, then stops reading: a small receive buffer, and no recv().
 
     It asks for no compression, which would shrink these repetitive frames tenfold on Uvicorn
-    and take longer to fill the buffers."""
+    and take longer to fill the buffers, and sends no pings: their pongs would wait behind the
+    frames it does not read, and after 20 s + 20 s its own keepalive would drop the connection
+    (1006) before it reads the 4029 it is owed (CI saw that on a loaded machine)."""
     raw = socket.create_connection(("127.0.0.1", app.port))
     raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
     connection = await connect(
@@ -116,6 +118,7 @@ async def slow_socket(app: AppServer):
         origin=app.http_url,
         max_queue=1,
         compression=None,
+        ping_interval=None,
     )
     live = LiveSocket(connection, app)
     await live.subscribe()
