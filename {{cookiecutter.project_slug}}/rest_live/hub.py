@@ -44,6 +44,8 @@ _REJOIN_SECONDS = 3600.0
 # The longest a snapshot waits for the feed to read the log (`caught_up`); past it, the
 # snapshot's position is older than it could be, which costs a resume from it more objects.
 _CATCH_UP_SECONDS = 0.5
+# The longest the last socket's leaving waits for the listener to close its connection (`_stop`).
+_STOP_SECONDS = 2.0
 _PROBE_GROUP = "rest_live.probe"  # nobody listens: a send to it only asks the layer to answer
 
 _by_loop = weakref.WeakKeyDictionary()  # event loop -> Hub
@@ -109,7 +111,7 @@ class Hub:
         async with self._membership:
             if not self._watchers:  # nobody joined while this waited
                 await self._leave_layer()
-                self._stop()
+                await self._stop()
 
     async def caught_up(self):
         """Until the feed has read every change logged so far (at most `_CATCH_UP_SECONDS`): a
@@ -283,13 +285,20 @@ class Hub:
     def _hearing(self, notified):
         self._notified = notified
 
-    def _stop(self):
-        for task in self._tasks:
+    async def _stop(self):
+        tasks, self._tasks = self._tasks, ()
+        for task in tasks:
             task.cancel()
-        self._tasks = ()
         # A cancelled receive may delete its channel (channels_redis's pubsub layer does).
         self._channel = None
         self.feed = ChangeFeed(self._handle_logged)
+        # A listener cancelled during its LISTEN has psycopg cancel that on the server, which
+        # takes milliseconds; cancelled again meanwhile, as when the loop ends (a test's does
+        # at once), psycopg abandons the connection with a warning. Let it finish. The others
+        # need nothing done, and one reading the log may wait in a thread for the database.
+        listening = tasks[3:]
+        if listening:
+            await asyncio.wait(listening, timeout=_STOP_SECONDS)
 
     async def _probe(self):
         """While the layer is down, whether it answers again: channels_redis's pub/sub layer

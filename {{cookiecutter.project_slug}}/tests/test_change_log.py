@@ -316,6 +316,44 @@ class HubTests(TransactionTestCase):
 
         run(scenario())
 
+    if connection.vendor == "postgresql":
+
+        def test_the_last_socket_leaving_as_the_listener_starts_ends_its_query(self):
+            # A subscribe refused at once (a bad filter, say) is a join and a leave while the
+            # listener is still sending LISTEN; a slow query in front of it holds it there.
+            import psycopg
+
+            execute = psycopg.AsyncConnection.execute
+            listening = asyncio.Event()
+
+            async def slow_listen(conn, query, *args, **kwargs):
+                if str(query).startswith("LISTEN"):
+                    listening.set()
+                    await execute(conn, "SELECT pg_sleep(10)")
+                return await execute(conn, query, *args, **kwargs)
+
+            def sleeping():
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT count(*) FROM pg_stat_activity"
+                        " WHERE query = 'SELECT pg_sleep(10)' AND state = 'active'"
+                    )
+                    return cursor.fetchone()[0]
+
+            async def scenario():
+                hub, watcher = Hub(layer=None), Watcher()
+                await hub.join(Group, watcher)
+                await asyncio.wait_for(listening.wait(), 10)
+                self.assertEqual(await database_sync_to_async(sleeping)(), 1)
+                await hub.leave(Group, watcher)
+                # Once the last socket has left, nothing of the listener runs on the server,
+                self.assertEqual(await database_sync_to_async(sleeping)(), 0)
+
+            # and the loop's end, which cancels what is left, leaves psycopg nothing to abandon.
+            with mock.patch.object(psycopg.AsyncConnection, "execute", slow_listen):
+                with self.assertNoLogs("psycopg", "WARNING"):
+                    run(scenario())
+
 
 class WriteTests(TransactionTestCase):
     def test_each_write_logs_its_change_in_its_own_transaction(self):
