@@ -11,10 +11,14 @@ without reading the log, and reads it when a notification comes without its row 
 for a payload, `broadcast()`'s, or the listener reconnecting).
 
 Change ids are handed out when rows are written, not when they commit, so a row with a lower id
-can appear after a higher one. The feed keeps reading such a gap until the row appears, or for
-as long as the log keeps changes (`REST_LIVE_CHANGE_LOG_SECONDS`: a transaction open longer than
-that, or one that rolled back): at every read while it is young (`_YOUNG_GAP_SECONDS`), since
-concurrent transactions commit out of order by milliseconds, then at the timed polls only.
+can appear after a higher one. The feed keeps reading such a gap until the row appears: at every
+read while it is young (`_YOUNG_GAP_SECONDS`), since concurrent transactions commit out of order
+by milliseconds, then once every `REST_LIVE_CHANGE_POLL_SECONDS` however often it is woken. A
+gap whose writer rolled back never fills. On PostgreSQL the feed notes, once the gap is no
+longer young, the first transaction id not yet handed out (the snapshot's xmax: the gap's
+writer has one below it by then), and gives the gap up once every transaction below that has
+ended and the row is still not there. Elsewhere it gives a gap up after as long as the log keeps
+changes (`REST_LIVE_CHANGE_LOG_SECONDS`), as it does a transaction open longer than that.
 
 So the id of a change is not a place in the log a client can resume from: the feed's `through`
 is. Every change with an id up to it has been handed out (or given up as rolled back), and each
@@ -28,7 +32,7 @@ import time
 from datetime import timedelta
 
 from channels.db import database_sync_to_async
-from django.db import DatabaseError, router
+from django.db import DatabaseError, connections, router
 from django.utils import timezone
 
 from rest_live import conf, live_queries, positions
@@ -71,6 +75,8 @@ class ChangeFeed:
         self._deliver = deliver
         self._newest = None  # the highest change id read so far
         self._gaps = {}  # ids below it that have not appeared yet -> when first missed
+        self._ended_below = {}  # old gaps -> a transaction id that their writer's is below
+        self._gaps_read = time.monotonic()  # when every gap was last read
         self._pruned = time.monotonic()  # the first prune a minute after starting
         self._woken = asyncio.Event()
         self._told = []  # log rows that notifications carried, since the last poll
@@ -157,31 +163,39 @@ class ChangeFeed:
             await self.start()
             return
         now = time.monotonic()
+        # Gaps past their youth are read at the timed polls, and at least as often as those
+        # come on a server woken more often: a long transaction's rows no notification
+        # carried would otherwise wait for a quiet moment, or be given up.
+        every_gap = not woken or now - self._gaps_read >= conf.setting("CHANGE_POLL_SECONDS")
         if woken and told and not untold and self._marked:
             # The rows of a transaction whose marker has not come yet wait for it (it is on
             # its way: a transaction's notifications come together, its marker last).
             self._told = [row for row in told if row[-1] not in committed]
             told = [row for row in told if row[-1] in committed]
-        if woken and not untold and (told or self._told):
+        if woken and not untold and (told or self._told) and not (every_gap and self._gaps):
             # The rows that committed since the last poll are these: the others in the young
             # gaps will come with their own commits' notifications. (Without commit markers, a
             # transaction whose notifications fill more than one network read may be handed out
             # in two parts: each evaluation reads the rows as committed, so its subscribers stay
             # right, but a client cannot apply it in one step.)
             rows = sorted(told, key=_position)
+            read, snapshot = [], None
         else:
-            gaps = [
+            read = [
                 change_id
                 for change_id, since in self._gaps.items()
-                if not woken or now - since < _YOUNG_GAP_SECONDS
+                if every_gap or now - since < _YOUNG_GAP_SECONDS
             ]
-            rows = await live_queries.run(_read, self._newest, gaps)
+            if every_gap:
+                self._gaps_read = now
+            rows, snapshot = await live_queries.run(_read, self._newest, read)
             rows = sorted(rows + told, key=_position)  # a row read and told is handed out once
         fresh = []
         for row in rows:
             change_id = row[0]
             if change_id in self._gaps:
                 del self._gaps[change_id]
+                self._ended_below.pop(change_id, None)
             elif change_id > self._newest:
                 for missing in range(self._newest + 1, change_id):
                     self._gaps[missing] = now
@@ -189,6 +203,8 @@ class ChangeFeed:
             else:
                 continue
             fresh.append(row)
+        if snapshot is not None:
+            self._give_up_ended(read, snapshot, now)
         waiting = sorted(row[0] for row in fresh)  # ids not handed out yet, the lowest first
         handed = set()
         for rows in _by_transaction(fresh):
@@ -203,10 +219,29 @@ class ChangeFeed:
         kept = conf.setting("CHANGE_LOG_SECONDS")
         for missing, since in list(self._gaps.items()):
             if now - since >= kept:
-                del self._gaps[missing]  # rolled back, or open for too long: given up
+                del self._gaps[missing]  # open for too long: given up
+                self._ended_below.pop(missing, None)
         if now - self._pruned > _PRUNE_EVERY:
             self._pruned = now
             self.epoch = await database_sync_to_async(_prune)()
+
+    def _give_up_ended(self, read, snapshot, now):
+        """Give up the gaps among those just `read` whose writer has ended without the row:
+        it rolled back. `snapshot` is (xmin, xmax) of one taken before the read."""
+        xmin, xmax = snapshot
+        for missing in read:
+            if missing not in self._gaps:
+                continue  # it came
+            below = self._ended_below.get(missing)
+            if below is None:
+                # Not while young: the id is taken from the sequence a moment before the
+                # writer's transaction id is (broadcast()'s log rows), so a gap's first read
+                # might not find its writer among the snapshot's transactions yet.
+                if now - self._gaps[missing] >= _YOUNG_GAP_SECONDS:
+                    self._ended_below[missing] = xmax
+            elif xmin >= below:
+                del self._gaps[missing]  # its writer has ended, and the row is not there
+                del self._ended_below[missing]
 
 
 def _by_transaction(rows):
@@ -324,12 +359,22 @@ def _newest_ids():
 
 
 def _read(newest, gaps):
-    """Changes after `newest` (the oldest first, at most _BATCH), and those among `gaps`."""
+    """(changes after `newest` (the oldest first, at most _BATCH) and those among `gaps`, and
+    on PostgreSQL (xmin, xmax) of a snapshot taken before them: None elsewhere)."""
     fields = ("id", "model", "pks", "created", "refs", "columns", "txid")
+    snapshot = None
+    if gaps and connections[_using()].vendor == "postgresql":
+        # Its own statement, so the reads' snapshots come after it: a transaction below its
+        # xmin had committed before they began, and they see what it wrote.
+        with connections[_using()].cursor() as cursor:
+            cursor.execute(
+                "SELECT txid_snapshot_xmin(s), txid_snapshot_xmax(s) FROM txid_current_snapshot() s"
+            )
+            snapshot = cursor.fetchone()
     rows = list(LoggedChange.objects.filter(id__gt=newest).values_list(*fields)[:_BATCH])
     if gaps:
         rows += LoggedChange.objects.filter(id__in=gaps).values_list(*fields)
-    return rows
+    return rows, snapshot
 
 
 def log_head():

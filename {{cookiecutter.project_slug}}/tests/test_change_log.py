@@ -14,6 +14,7 @@ from django.db import connection, connections, transaction
 from django.test import TransactionTestCase, override_settings
 from django.utils import timezone
 
+from rest_live import feed
 from rest_live.capture import install
 from rest_live.changes import Change as LiveChange
 from rest_live.feed import ChangeFeed
@@ -282,6 +283,65 @@ if connection.vendor == "postgresql":
                         told=lambda payloads, stranger=stranger: [stranger],
                     )
                     self.assertEqual(len(changes), 1)  # read: the log has it
+
+
+if connection.vendor == "postgresql":
+
+    @override_settings(REST_LIVE_CHANGE_POLL_SECONDS=0)
+    @mock.patch.object(feed, "_YOUNG_GAP_SECONDS", 0.0)
+    class GapTests(TransactionTestCase):
+        """A change id below the newest that has not appeared: a transaction still open, or one
+        that rolled back. (Each gap is past its youth here, and every poll reads the gaps.)"""
+
+        def test_a_rolled_back_write_holds_positions_back_only_until_it_has_ended(self):
+            def rolled_back():
+                with transaction.atomic():
+                    Group.objects.create(name="never")  # logged, and its log row rolled back
+                    transaction.set_rollback(True)
+
+            async def scenario():
+                changes = ChangeFeed(Recorder())
+                await changes.start()
+                await database_sync_to_async(rolled_back)()
+                await database_sync_to_async(Group.objects.create)(name="kept")
+                await changes.poll()
+                head = await database_sync_to_async(feed.log_head)()
+                self.assertLess(changes.through, head)  # the rolled-back id: it might commit
+                await changes.poll()  # notes which transactions its writer could be among
+                await changes.poll()  # all of them have ended: given up
+                self.assertEqual(changes.through, head)
+
+            run(scenario())
+
+        def test_a_long_transaction_is_waited_for_and_reaches_a_feed_always_woken(self):
+            import psycopg
+
+            from rest_live.capture import listener
+
+            params = listener._connection_params("default")
+            with psycopg.connect(**params) as writer:  # a transaction open in another program
+                writer.execute("INSERT INTO auth_group (name) VALUES ('long')")
+
+                async def scenario():
+                    consumer = Recorder()
+                    changes = ChangeFeed(consumer)
+                    await changes.start()
+                    await database_sync_to_async(Group.objects.create)(name="short")
+                    for _ in range(3):
+                        await changes.poll()
+                    head = await database_sync_to_async(feed.log_head)()
+                    self.assertLess(changes.through, head)  # still open: not given up
+                    await database_sync_to_async(writer.commit)()
+                    # Woken by a write whose row no notification carried, as a busy server
+                    # always is: the old gap is read too.
+                    changes.wake()
+                    await changes.poll(woken=True)
+                    long = await database_sync_to_async(Group.objects.get)(name="long")
+                    models = [(change.model, change.pks) for change in consumer.changes]
+                    self.assertIn(("auth.Group", (long.pk,)), models)
+                    self.assertEqual(changes.through, head)
+
+                run(scenario())
 
 
 class Watcher:

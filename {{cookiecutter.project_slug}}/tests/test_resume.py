@@ -1,11 +1,16 @@
 """Positions, resuming, transactions, identity and hello (docs/protocol.md): what a client that
 reconnects, or applies a transaction at once, or has no `id` in its serializer, relies on."""
 
+import asyncio
+import time
+from unittest import mock
+
 from django.contrib.auth.models import Group
-from django.db import transaction
+from django.db import connection, transaction
+from django.test import override_settings
 from rest_framework import permissions, serializers, viewsets
 
-from rest_live import positions
+from rest_live import feed, positions
 from rest_live.capture.install import log_database
 from rest_live.changes import Change
 from rest_live.hub import hub
@@ -224,6 +229,37 @@ class ResumeTests(LiveTestCase):
         state = await self.away()
         await self.db(Group.objects.exclude(name="keep").delete)  # 7 changed, 1 left
         await self.assertFellBack(state.position, "too_many")
+
+    if connection.vendor == "postgresql":
+
+        @override_settings(REST_LIVE_CHANGE_POLL_SECONDS=0.05)
+        @mock.patch.object(feed, "_YOUNG_GAP_SECONDS", 0.0)
+        async def test_a_rolled_back_write_does_not_make_resumes_send_more(self):
+            state = await self.away()
+            socket = await self.connect()
+            state.apply(await self.subscribe_with_snapshot(socket, MODEL, id=1))
+
+            def rolled_back():
+                with transaction.atomic():
+                    Group.objects.create(name="never")  # takes a change id, then rolls back
+                    transaction.set_rollback(True)
+
+            await self.db(rolled_back)
+            await self.db(Group.objects.create, name="after")
+            state.apply(await self.assertBroadcast(socket, "CREATED", {"name": "after"}))
+            # The id the rolled-back write took is given up once its transaction has ended
+            # (not after REST_LIVE_CHANGE_LOG_SECONDS): positions then pass it.
+            head = await self.db(feed.log_head)
+            deadline = time.monotonic() + self.timeout
+            while hub().feed.through < head:
+                self.assertLess(time.monotonic(), deadline, "the rolled-back id is still a gap")
+                await asyncio.sleep(0.01)
+            await self.db(Group.objects.create, name="last")
+            state.apply(await self.assertBroadcast(socket, "CREATED", {"name": "last"}))
+            await socket.disconnect()
+            _socket, resumed = await self.resume(state.position)
+            self.assertEqual((resumed["type"], resumed["broadcasts"]), ("resumed", []))
+            self.assertEqual(state.of(1), await self.db(rest_view))
 
     async def test_a_resume_that_is_not_a_string_is_refused(self):
         socket = await self.connect()
