@@ -8,6 +8,7 @@ template. Each says what it is for.
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 from pathlib import Path
 
@@ -25,7 +26,7 @@ FILES = (
     "bench_writer.py",
     "bench_paced_writer.py",
     "bench_distinct_asgi.py",
-    "bench_distinct_writer.py",
+    "bench_title_writer.py",
 )
 
 
@@ -68,6 +69,27 @@ async def start_ready(project, script: str):
     line = await asyncio.wait_for(process.stdout.readline(), 120)
     assert line.strip() == b"ready", line
     return process
+
+
+class TitleWriter:
+    """A writer process (benchmarks/baked/bench_title_writer.py): saves a todo with a title on
+    request, reports when it started."""
+
+    def __init__(self, process):
+        self.process = process
+
+    @classmethod
+    async def start(cls, project):
+        return cls(await start_ready(project, "bench_title_writer.py"))
+
+    async def write(self, pk: int, title: str) -> float:
+        self.process.stdin.write(f"{pk} {title}\n".encode())
+        await self.process.stdin.drain()
+        return json.loads(await asyncio.wait_for(self.process.stdout.readline(), 60))
+
+    async def stop(self):
+        self.process.stdin.close()
+        await self.process.wait()
 
 
 def environment(postgres_url: str, redis_url: str, layer: str) -> dict[str, str]:

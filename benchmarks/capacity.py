@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import socket
@@ -57,47 +56,20 @@ from pathlib import Path
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from benchmarks import bench_project
+from benchmarks import bench_project, capacity_figure
+from benchmarks.clients import PATH, close_all, open_subscribed, subscribe
+from benchmarks.measure import percentile, rss_kb, serving_pid
 from harness import baking
 from harness.appserver import PRODUCTION_ENV, AppServer
 from harness.combos import BY_NAME
 from harness.results import RESULTS_DIR, write_report
 from harness.services import LOOPBACK, PostgresServer, RedisServer
 
-PATH = "/ws/subscribe/"
-SUBSCRIBE = json.dumps(
-    {"type": "subscribe", "id": 1, "model": "todos.Todo", "action": "list", "ack": True}
-)
 BULK_PREFIX = "bulk-"  # titles of the todos the bulk broadcasts carry
 TOO_SLOW = 4029
 SETTLE = 1.5  # seconds for the server to finish handling closes before RSS is read
 
-# --- the server process -----------------------------------------------------------------------
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(OSError):
-            found += [int(child) for child in (task / "children").read_text().split()]
-    return found
-
-
-def serving_pid(server: AppServer) -> tuple[int, str]:
-    """The process that holds the sockets: the one started, unless it forked a worker."""
-    pid = server.process.pid
-    kids = children(pid)
-    if not kids:
-        return pid, f"{server.server} runs in the process started ({pid}); it forked nothing"
-    worker = max(kids, key=rss_kb)
-    return worker, f"{server.server} ({pid}) forked {kids}; measuring {worker}"
-
-
-def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for {pid}")
+# --- the server's log -----------------------------------------------------------------------------
 
 
 def log_count(server: AppServer, text: str, since: int = 0) -> int:
@@ -107,41 +79,6 @@ def log_count(server: AppServer, text: str, since: int = 0) -> int:
 
 
 # --- clients ----------------------------------------------------------------------------------
-
-
-async def subscribe(socket_):
-    await socket_.send(SUBSCRIBE)
-    while True:
-        reply = json.loads(await socket_.recv())
-        if reply.get("type") == "subscribed":
-            return socket_
-        if reply.get("type") == "error":
-            raise RuntimeError(f"subscribe refused: {reply}")
-
-
-async def open_subscribed(server, n, concurrency=100, **kwargs):
-    """N subscribed sockets, opened `concurrency` at a time; (sockets, failures)."""
-    semaphore = asyncio.Semaphore(concurrency)
-
-    async def one():
-        async with semaphore:
-            ws = await connect(
-                server.ws_url + PATH, origin=server.http_url, open_timeout=60, **kwargs
-            )
-            try:
-                return await asyncio.wait_for(subscribe(ws), 60)
-            except BaseException:
-                await ws.close()
-                raise
-
-    results = await asyncio.gather(*(one() for _ in range(n)), return_exceptions=True)
-    sockets = [r for r in results if not isinstance(r, BaseException)]
-    failures = [f"{type(r).__name__}: {r}" for r in results if isinstance(r, BaseException)]
-    return sockets, failures
-
-
-async def close_all(sockets):
-    await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
 
 
 async def cycles(server, n, concurrency):
@@ -348,10 +285,6 @@ async def churn(server, pid, rounds, sockets_per_round, cycle_count):
     }
 
 
-def percentile(ordered, fraction):
-    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
-
-
 async def latency_run(server, pid, project, args, todo_pk, first, slow_count, seconds, show=True):
     fast = [FastClient(ws) for ws in (await open_subscribed(server, args.fast))[0]]
     slow = [await open_slow(server) for _ in range(slow_count)]
@@ -553,99 +486,6 @@ def print_tables(results):
         )
 
 
-def plot(results, path):
-    """The memory and slow-socket panels, and throughput.py's sustained rates when its
-    throughput.json is beside `path`: the issue's second figure."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    throughput = Path(path).parent / "throughput.json"
-    sustained = json.loads(throughput.read_text()) if throughput.exists() else None
-    figure, axes = plt.subplots(1, 4 if sustained else 3, figsize=(20 if sustained else 15, 4.4))
-    idle, churned, latency = axes[:3]
-    colours = {"daphne": "tab:blue", "uvicorn": "tab:orange"}
-    for number, r in enumerate(results):
-        for offset, (key, alpha) in enumerate((("idle", 1.0), ("idle_no_deflate", 0.45))):
-            idle.bar(
-                number + (offset - 0.5) * 0.4,
-                r[key]["kb_per_socket"],
-                0.4,
-                color=colours.get(r["server"]),
-                alpha=alpha,
-                label=f"{r['server']}, {'deflate' if key == 'idle' else 'no deflate'}",
-            )
-    idle.set_xticks(range(len(results)), [r["server"] for r in results])
-    idle.legend(fontsize=8)
-    idle.set(
-        ylabel="KB of server RSS per socket",
-        title=f"Idle subscribed sockets ({results[0]['idle']['sockets']})",
-    )
-    for r in results:
-        c = r["churn"]
-        rounds = range(0, c["rounds"] + 1)
-        mb = [kb / 1024 for kb in [c["rss_before_kb"], *c["rss_after_round_kb"]]]
-        churned.plot(rounds, mb, "o-", color=colours.get(r["server"]), label=r["server"])
-    churned.set(
-        xlabel="round (0 = before)",
-        ylabel="server RSS after the round (MB)",
-        title=f"Churn: rounds of {results[0]['churn']['sockets_per_round']} sockets",
-        ylim=(0, None),
-    )
-    churned.legend(fontsize=8)
-    width = 0.2
-    for offset, (r, slow) in enumerate(
-        (r, slow) for r in results for slow in ("without_slow", "with_slow")
-    ):
-        row = r["latency"][slow]
-        xs = [p + (offset - 1.5) * width for p in range(3)]
-        latency.bar(
-            xs,
-            [row["p50_ms"], row["p95_ms"], row["p99_ms"]],
-            width,
-            color=colours.get(r["server"]),
-            alpha=1.0 if slow == "with_slow" else 0.45,
-            label=f"{r['server']}, {row['slow_sockets']} slow",
-        )
-    latency.set_xticks(range(3), ["p50", "p95", "p99"])
-    latency.set(
-        yscale="log",
-        ylabel="fast client latency per write (ms)",
-        title="Fast clients, without and with slow sockets",
-    )
-    latency.legend(fontsize=8)
-    if sustained:
-        plot_throughput(axes[3], sustained, colours)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-
-
-def plot_throughput(axis, sustained, colours):
-    """Bars of the highest sustained writes/s per server, rest_live beside the floor; a "≥" marks
-    a rate whose next step up was limited by the writers, not the server."""
-    rows = {(r["server"], r["mode"]): r for r in sustained["results"]}
-    servers = sorted({server for server, _ in rows})
-    for offset, (mode, alpha) in enumerate((("live", 1.0), ("floor", 0.45))):
-        for number, server in enumerate(servers):
-            row = rows.get((server, mode))
-            if row is None:
-                continue
-            x, rate = number + (offset - 0.5) * 0.4, row["sustained_writes_per_s"]
-            label = f"{server}, {'rest_live' if mode == 'live' else 'floor'}"
-            axis.bar(x, rate, 0.4, color=colours.get(server), alpha=alpha, label=label)
-            bound = row["first_not_sustained"] or {}
-            mark = "≥" if bound.get("status") == "writer-limited" else ""
-            axis.annotate(f"{mark}{rate:g}", (x, rate), ha="center", va="bottom", fontsize=8)
-    axis.set_xticks(range(len(servers)), servers)
-    axis.set(
-        ylabel="highest sustained writes/s",
-        title=f"Sustained throughput, {sustained['settings']['subscribers']} subscribers, "
-        f"{sustained['settings']['seconds']:g} s runs",
-    )
-    axis.legend(fontsize=8)
-
-
 # --- setup ------------------------------------------------------------------------------------
 
 
@@ -725,7 +565,7 @@ def main(argv=None):
         "max_pending_bytes": args.pending_bytes or 1024 * 1024,
         "results": results,
     }
-    drawn = None if args.no_plot else lambda figure: plot(results, figure)
+    drawn = None if args.no_plot else lambda figure: capacity_figure.plot(results, figure)
     write_report(args.out, "capacity", argv, report, drawn)
 
 

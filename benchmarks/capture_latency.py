@@ -47,6 +47,7 @@ import time
 from pathlib import Path
 
 from benchmarks import bench_project
+from benchmarks.measure import percentile
 from harness import baking
 from harness.appserver import LOG_PROBLEMS, PRODUCTION_ENV, AppServer, LiveSocket
 from harness.combos import BY_NAME
@@ -202,10 +203,6 @@ def sqlite(workdir, args, venv):
     project = baking.BakedProject(path=path, combo=combo, venv=venv, env=env)
     external = ["sqlite", path / "db.sqlite3"]
     return run_database("sqlite", project, workdir, args, external)
-
-
-def percentile(ordered, share):
-    return ordered[max(0, round(share * len(ordered)) - 1)]
 
 
 def summarize(database, path, latencies):

@@ -54,7 +54,6 @@ import asyncio
 import atexit
 import gc
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -66,10 +65,9 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from benchmarks import bench_project
-from benchmarks.capacity import serving_pid
-from benchmarks.fanout import LoggingPostgres, summarize
+from benchmarks.measure import TICKS, LoggingPostgres, log_problems, quiet, serving_pid, summarize
 from harness import baking
-from harness.appserver import LOG_PROBLEMS, AppServer
+from harness.appserver import AppServer
 from harness.results import RESULTS_DIR, write_report
 from harness.services import RedisServer
 
@@ -85,9 +83,6 @@ SEEN_BY_ALL = {"tokens", "shared"}
 APPLICATION = "bench-server"  # the server's connections, in PostgreSQL's log
 WRITE_DEADLINE = 120.0  # seconds for a write to reach every socket that sees it
 SETUP_DEADLINE = 120.0  # for a socket to connect and have its subscription acknowledged
-QUIET_DEADLINE = 120.0  # for the server to finish what the writes gave it
-QUIET_WINDOW = 0.15  # seconds; the CPU time must stand still (<= one tick) for two of them
-TICKS = os.sysconf("SC_CLK_TCK")
 CLIENT_GCS = []  # [monotonic start, seconds] of this process's own full collections
 
 
@@ -128,27 +123,6 @@ def prepare(project, count) -> list[Fixture]:
     return fixtures
 
 
-def cpu_ticks(pid: int) -> int:
-    """User + system CPU time of process `pid` (all its threads), in clock ticks."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of stat
-
-
-async def quiet(pid: int) -> int:
-    """Once the server's CPU time stands still (within a tick) for two windows in a row: it has
-    finished what the writes gave it. Its CPU ticks then."""
-    deadline = time.monotonic() + QUIET_DEADLINE
-    last, still = cpu_ticks(pid), 0
-    while still < 2:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the server was still busy after {QUIET_DEADLINE:.0f}s")
-        await asyncio.sleep(QUIET_WINDOW)
-        now = cpu_ticks(pid)
-        still = still + 1 if now - last <= 1 else 0
-        last = now
-    return last
-
-
 def log_end(postgres) -> int:
     """Where PostgreSQL's log ends now, as `statements` takes it: at its last newline."""
     return max(0, postgres.log_path.stat().st_size - 1)
@@ -163,26 +137,6 @@ def statements(postgres, since: int) -> tuple[int, int]:
         text = log.read()
     end = max(0, text.rfind(b"\n"))
     return text[:end].count(f"\n{APPLICATION}|LOG:  statement:".encode()), since + end
-
-
-class Writer:
-    """The other process: saves a todo with a title on request, reports when it started."""
-
-    def __init__(self, process):
-        self.process = process
-
-    @classmethod
-    async def start(cls, project):
-        return cls(await bench_project.start_ready(project, "bench_distinct_writer.py"))
-
-    async def write(self, pk: int, title: str) -> float:
-        self.process.stdin.write(f"{pk} {title}\n".encode())
-        await self.process.stdin.drain()
-        return json.loads(await asyncio.wait_for(self.process.stdout.readline(), 60))
-
-    async def stop(self):
-        self.process.stdin.close()
-        await self.process.wait()
 
 
 def subscribe_frame(shape: str, fixture: Fixture) -> dict:
@@ -432,12 +386,6 @@ def collections_met(windows, server, client_gcs) -> dict:
     }
 
 
-def log_problems(server) -> list[str]:
-    """The lines of the server's log that show an exception."""
-    text = server.log_path.read_text(errors="replace") if server.log_path.exists() else ""
-    return [line for line in text.splitlines() if any(m in line for m in LOG_PROBLEMS)]
-
-
 async def bench(args, project, postgres, fixtures, workdir):
     results, problems = [], {}
     seq = iter(range(1, 10**9))
@@ -458,7 +406,7 @@ async def bench(args, project, postgres, fixtures, workdir):
         server.start()
         pid, how = serving_pid(server)
         print(how, flush=True)
-        writer = await Writer.start(project)
+        writer = await bench_project.TitleWriter.start(project)
         try:
             for shape in args.shape:
                 for n in args.clients:

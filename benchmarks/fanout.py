@@ -19,7 +19,6 @@ import asyncio
 import atexit
 import json
 import shutil
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -27,22 +26,13 @@ from pathlib import Path
 from websockets.asyncio.client import connect
 
 from benchmarks import bench_project
+from benchmarks.measure import LoggingPostgres, summarize
 from harness import baking
 from harness.appserver import AppServer
 from harness.results import RESULTS_DIR, write_report
-from harness.services import PostgresServer, RedisServer
+from harness.services import RedisServer
 
 PEER_RATIO_AT_200 = 6.5  # django-rest-live 0.7 on this method: one evaluation per socket per change
-
-
-class LoggingPostgres(PostgresServer):
-    """PostgreSQL that logs every statement with its application name, to count queries."""
-
-    def _command(self):
-        return [*super()._command(), "-c", "log_statement=all", "-c", "log_line_prefix=%a|"]
-
-    def statements_by(self, application: str) -> int:
-        return self.log_path.read_text(errors="replace").count(f"\n{application}|LOG:  statement:")
 
 
 class Writer:
@@ -133,16 +123,6 @@ async def run_mode(server, writer, postgres, mode, n, writes, seq):
         return latencies, postgres.statements_by("bench-server") - before
     finally:
         await subscribers.close()
-
-
-def summarize(latencies):
-    """(p50, p95, p99) of `latencies`."""
-    ordered = sorted(latencies)
-
-    def percentile(share):
-        return ordered[max(0, round(share * len(ordered)) - 1)]
-
-    return statistics.median(ordered), percentile(0.95), percentile(0.99)
 
 
 async def bench(args, project, postgres, workdir):

@@ -83,9 +83,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from benchmarks import bench_project
-from benchmarks.capacity import serving_pid
-from benchmarks.distinct import TICKS, Writer, cpu_ticks, log_problems, quiet
-from benchmarks.fanout import summarize
+from benchmarks.measure import TICKS, cpu_ticks, log_problems, quiet, serving_pid, summarize
 from harness import baking
 from harness.appserver import AppServer
 from harness.combos import TEMPLATE_DIR
@@ -579,7 +577,7 @@ async def bench(args, project, victim_pks, workdir):
             try:
                 pid, how = serving_pid(server)
                 print(f"{config}: {how}", flush=True)
-                writer = await Writer.start(project)
+                writer = await bench_project.TitleWriter.start(project)
                 for scenario in args.scenario:
                     row = await run_scenario(server, pid, writer, victim_pks, scenario, args, seq)
                     row.update(server=server_kind, config=config, budget_settings=budgets)

@@ -75,8 +75,7 @@ from pathlib import Path
 from websockets.asyncio.client import ClientConnection, connect
 
 from benchmarks import bench_project
-from benchmarks.capacity import serving_pid
-from benchmarks.distinct import TICKS, log_problems, quiet
+from benchmarks.measure import TICKS, log_problems, percentile, quiet, serving_pid
 from harness import baking
 from harness.appserver import AppServer
 from harness.results import RESULTS_DIR, write_report
@@ -385,7 +384,7 @@ def percentiles(values) -> dict:
     ordered = sorted(values)
     return {
         "p50": statistics.median(ordered),
-        "p90": ordered[max(0, round(0.9 * len(ordered)) - 1)],
+        "p90": percentile(ordered, 0.9),
     }
 
 

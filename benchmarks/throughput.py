@@ -75,8 +75,9 @@ from pathlib import Path
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from benchmarks import bench_project, capacity
-from benchmarks.capacity import open_subscribed, percentile, serving_pid
+from benchmarks import bench_project, capacity_figure
+from benchmarks.clients import close_all, open_subscribed
+from benchmarks.measure import TICKS, cpu_ticks, percentile, serving_pid
 from harness import baking
 from harness.appserver import AppServer
 from harness.results import RESULTS_DIR, write_report
@@ -176,7 +177,7 @@ class Audience:
         return True
 
     async def close(self):
-        await asyncio.gather(*(ws.close() for ws in self.sockets), return_exceptions=True)
+        await close_all(self.sockets)
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
@@ -221,12 +222,6 @@ class PacedWriter:
             self.process.kill()
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process `pid`, all its threads."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 # --- one run ----------------------------------------------------------------------------------
 
 
@@ -239,7 +234,7 @@ async def run(bench, mode, rate, seconds):
     if mode == "live":
         sockets, failures = await open_subscribed(bench.server, bench.args.subscribers)
         if failures:
-            await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+            await close_all(sockets)
             raise RuntimeError(f"{len(failures)} sockets could not subscribe: {failures[:3]}")
     else:
         sockets = await open_floor(bench.server, bench.args.subscribers)
@@ -256,7 +251,7 @@ async def run(bench, mode, rate, seconds):
         if not await audience.wait(lambda: audience.hold([first] * writers), time.monotonic() + 30):
             raise RuntimeError("the warm-up writes did not reach every socket within 30 s")
         begin, load = time.monotonic() + 0.1, os.getloadavg()[0]
-        server_cpu, client_cpu = cpu_seconds(bench.pid), time.process_time()
+        server_cpu, client_cpu = cpu_ticks(bench.pid) / TICKS, time.process_time()
         reports = await asyncio.gather(*(w.run(begin, seconds * 3 + 60) for w in processes))
         starts = [0.0] * writes
         for k, report in enumerate(reports):
@@ -265,7 +260,7 @@ async def run(bench, mode, rate, seconds):
         last_seqs = [first + writes - (writes - 1 - k) % writers for k in range(writers)]
         await audience.wait(lambda: audience.hold(last_seqs, writes), max(starts) + DELIVERY_WAIT)
         ended = time.monotonic()
-        server_cpu = cpu_seconds(bench.pid) - server_cpu
+        server_cpu = cpu_ticks(bench.pid) / TICKS - server_cpu
         client_cpu = time.process_time() - client_cpu
         await audience.wait(
             lambda: time.monotonic() - audience.last_frame_at >= QUIET, time.monotonic() + 10
@@ -607,7 +602,7 @@ def main(argv=None):
     figure = args.out / "capacity.png"
     if args.no_plot or not (args.out / "capacity.json").exists():
         return
-    capacity.plot(json.loads((args.out / "capacity.json").read_text())["results"], figure)
+    capacity_figure.plot(json.loads((args.out / "capacity.json").read_text())["results"], figure)
     print(f"redrew {figure} with it")
 
 

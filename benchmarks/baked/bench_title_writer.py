@@ -1,5 +1,6 @@
-# The distinct-subscription benchmark's writer: reads lines "PK TITLE", saves todo PK with that
-# title (read first, outside the clock), and prints the monotonic time taken just before the save.
+# The distinct-subscription and hostile-client benchmarks' writer (bench_project.TitleWriter):
+# reads lines "PK TITLE", saves todo PK with that title (read first, outside the clock), and
+# prints the monotonic time taken just before the save.
 
 import json
 import sys
