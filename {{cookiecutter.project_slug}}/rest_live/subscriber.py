@@ -172,11 +172,10 @@ class Subscriber:
             for obj in _unordered(self._queryset(view)).filter(pk__in=pks):
                 if self.action == "list" or self._object_permitted(view, obj):
                     found[obj.pk] = obj
-        events = []
+        events, texts = [], self._render_each(view, found.values())
         for pk in pks:
-            obj = found.get(pk)
-            if obj is not None:
-                events.append((CREATED if pk in created else UPDATED, pk, self._render(view, obj)))
+            if pk in texts:
+                events.append((CREATED if pk in created else UPDATED, pk, texts[pk]))
             elif self.action == "list" or self._is_looked_up(pk):
                 events.append((DELETED, pk, self._render_data(view, {"id": pk, "pk": pk})))
             elif self.lookup_field not in ("pk", self.model._meta.pk.name):
@@ -244,10 +243,11 @@ class Subscriber:
                 if self.action == "list" or self._object_permitted(view, obj):
                     found[obj.pk] = obj
         events, entered, left = [], {}, []
+        texts = self._render_each(view, found.values())
         for pk in pks:
             obj = found.get(pk)
             if obj is not None:
-                value, text = self._lookup_value(obj), self._render(view, obj)
+                value, text = self._lookup_value(obj), texts[pk]
                 if shared is not None:
                     shared[pk] = (value, text)
             elif shared is not None and pk in shared and pk in seen:
@@ -395,14 +395,28 @@ class Subscriber:
     def _render(self, view, obj, many=False):
         return self._render_data(view, view.get_serializer(obj, many=many).data)
 
+    def _render_each(self, view, objects):
+        """{pk: JSON text} of each of `objects`: as the view's list shows it (by its list
+        serializer's child, whose fields are then built once for all), or as its detail does."""
+        objects = list(objects)
+        if self.action == "list" and objects:
+            child = view.get_serializer(objects, many=True).child
+            render = self._renderer(view)
+            return {obj.pk: render(child.to_representation(obj)) for obj in objects}
+        return {obj.pk: self._render(view, obj) for obj in objects}
+
     def _render_data(self, view, data):
-        """`data` as JSON text, by the view's renderer as over REST (so a camelCase renderer
-        shapes DELETED payloads too), or by DRF's JSONRenderer if the view's is not JSON."""
+        return self._renderer(view)(data)
+
+    def _renderer(self, view):
+        """A function that renders data as JSON text, by the view's renderer as over REST (so a
+        camelCase renderer shapes DELETED payloads too), or by DRF's JSONRenderer if the view's
+        is not JSON."""
         renderer, media_type = view.perform_content_negotiation(view.request, force=True)
         if getattr(renderer, "format", None) != "json":
             renderer, media_type = JSONRenderer(), "application/json"
         context = {"request": view.request, "view": view}
-        return renderer.render(data, media_type, context).decode()
+        return lambda data: renderer.render(data, media_type, context).decode()
 
 
 def keys(model, pks):

@@ -5,15 +5,18 @@ from channels.layers import InMemoryChannelLayer
 from channels.routing import URLRouter
 from django.contrib.auth.models import Group
 from django.core.exceptions import ImproperlyConfigured
+from django.db.models import Value
+from django.db.models.functions import Concat
 from django.test import SimpleTestCase, TransactionTestCase, override_settings
 from django.urls import path
-from rest_framework import viewsets
+from rest_framework import serializers, viewsets
+from rest_framework.test import APIRequestFactory
 
 from rest_live.apps import RestLiveConfig
 from rest_live.checks import check_settings
 from rest_live.mixins import RealtimeMixin
 from rest_live.routers import RealtimeRouter
-from tests.groups import GroupSerializer, GroupViewSet
+from tests.groups import GroupSerializer, GroupViewSet, served_at
 from tests.live import LiveTestCase
 
 
@@ -195,6 +198,46 @@ class GroupSnapshotTests(LiveTestCase):
 
 
 IN_MEMORY = "channels.layers.InMemoryChannelLayer"
+
+
+class ShapedGroupSerializer(GroupSerializer):
+    """Says whether it renders a list's item or one object, as serializers that show less in a
+    list than on an object's own page do."""
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        data["shown_in"] = (
+            "list" if isinstance(self.parent, serializers.ListSerializer) else "detail"
+        )
+        return data
+
+
+class ShapedGroupViewSet(GroupViewSet):
+    serializer_class = ShapedGroupSerializer
+
+
+def rest_data(action, **kwargs):
+    """What REST shows an anonymous visitor: `ShapedGroupViewSet`'s `action` answer's data."""
+    request = APIRequestFactory().get("/")
+    return ShapedGroupViewSet.as_view({"get": action})(request, **kwargs).data
+
+
+class RenderingTests(LiveTestCase):
+    application = served_at("ws/shaped/", ShapedGroupViewSet)
+    path = "/ws/shaped/"
+
+    async def test_each_object_is_shown_as_the_rest_view_shows_it(self):
+        a = await self.db(Group.objects.create, name="a")
+        await self.db(Group.objects.create, name="b")
+        listing, detail = await self.connect(), await self.connect()
+        await self.subscribe(listing, "auth.Group")
+        await self.subscribe(detail, "auth.Group", "retrieve", lookup_by=a.pk)
+        await self.db(Group.objects.update, name=Concat("name", Value("!")))  # both, at once
+        listed = [(await self.assertBroadcast(listing, "UPDATED"))["instance"] for _ in "ab"]
+        shown = (await self.assertBroadcast(detail, "UPDATED"))["instance"]
+        self.assertCountEqual(listed, await self.db(rest_data, "list"))
+        self.assertEqual(shown, await self.db(rest_data, "retrieve", pk=a.pk))
+        self.assertEqual(shown["shown_in"], "detail")
 
 
 class UnreachableLayer(InMemoryChannelLayer):
