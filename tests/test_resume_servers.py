@@ -1,6 +1,7 @@
 """Resuming on real servers (docs/protocol.md, "Positions and resuming"): a client that lost its
 socket comes back with its position and is sent only the objects that changed, after a dropped
-connection and after the server was killed, and a snapshot once the log was pruned past it.
+connection, after a write that rolled back and after the server was killed, and a snapshot once
+the log was pruned past it.
 
 The client keeps its state only from the frames it received, by `pk`, and compares it with what
 REST lists after each step.
@@ -9,6 +10,8 @@ REST lists after each step.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 
 import pytest
 
@@ -75,6 +78,11 @@ def project(combo, bake, baked_venv, postgres_server, redis_server):
     return project
 
 
+def rename_first(project: BakedProject, title: str, roll_back: int = 0) -> None:
+    params = programs.env(title=title, roll_back=roll_back)
+    project.shell(programs.source("rename_first"), env_overrides=params)
+
+
 def change_three(project: BakedProject, start: int) -> set[int]:
     params = programs.env(start=start)
     out = project.shell(programs.source("three_changes"), env_overrides=params).stdout
@@ -107,6 +115,23 @@ def test_a_client_resumes_with_only_what_changed_then_falls_back_once_pruned(
                 frame = await client.receive()
                 assert frame["type"] == "broadcast", frame
                 assert frame["pk"] in later
+
+            # A write that rolled back holds positions below its change id only until its
+            # transaction is seen to have ended (seconds, not the log's 10 minutes): soon a
+            # client away after a later write resumes with nothing, not with what it has.
+            rename_first(project, "renamed after a rollback", roll_back=1)
+            deadline = time.monotonic() + 60
+            for tick in itertools.count():
+                frame = await client.receive()
+                assert (frame["type"], frame["action"]) == ("broadcast", "UPDATED"), frame
+                await client.socket.close()
+                resumed = await client.subscribe(app, resume=True)
+                assert resumed["type"] == "resumed", resumed
+                assert client.matches(app)
+                if not resumed["broadcasts"]:
+                    break
+                assert time.monotonic() < deadline, "positions stay below the rolled-back id"
+                rename_first(project, f"tick {tick}")
 
             # The server killed while the client is away: another process resumes it.
             app.kill()

@@ -76,10 +76,8 @@ def _record(model, pks, using, created=False):
     try:
         fields = {"model": model._meta.label, "pks": pks, "created": created}
         fields["txid"] = Change.ANNOUNCED
-        if not transaction.get_connection(using).in_atomic_block:
-            return _logged(log, fields, using)
-        # In a savepoint: should the insert fail (the log's table not migrated yet, say), the
-        # write's own transaction goes on unharmed.
+        # In a transaction of its own, or in a savepoint of the write's: should the insert fail
+        # (the log's table not migrated yet, say), the write's own transaction goes on unharmed.
         with transaction.atomic(using=using):
             return _logged(log, fields, using)
     except DatabaseError as error:
@@ -89,9 +87,16 @@ def _record(model, pks, using, created=False):
 
 def _logged(log, fields, using):
     """Insert the log row, and notify the listening servers as the capture triggers do."""
+    connection = transaction.get_connection(using)
+    if connection.vendor == "postgresql":
+        # The transaction's id before the row's change id, as the triggers' writes have it:
+        # the feed gives up a change id that never appears once every transaction that might
+        # have taken it has ended, which it can tell only so (feed.py).
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT txid_current()")
     position = log.create(**fields).pk
     if listener.can_listen(using):
-        with transaction.get_connection(using).cursor() as cursor:
+        with connection.cursor() as cursor:
             cursor.execute("SELECT pg_notify(%s, '')", [NOTIFY_CHANNEL])
     return position
 

@@ -14,11 +14,14 @@ Change ids are handed out when rows are written, not when they commit, so a row 
 can appear after a higher one. The feed keeps reading such a gap until the row appears: at every
 read while it is young (`_YOUNG_GAP_SECONDS`), since concurrent transactions commit out of order
 by milliseconds, then once every `REST_LIVE_CHANGE_POLL_SECONDS` however often it is woken. A
-gap whose writer rolled back never fills. On PostgreSQL the feed notes, once the gap is no
-longer young, the first transaction id not yet handed out (the snapshot's xmax: the gap's
-writer has one below it by then), and gives the gap up once every transaction below that has
-ended and the row is still not there. Elsewhere it gives a gap up after as long as the log keeps
-changes (`REST_LIVE_CHANGE_LOG_SECONDS`), as it does a transaction open longer than that.
+gap whose writer rolled back never fills. On PostgreSQL every writer of the log has its
+transaction id before it takes a change id (the capture triggers run after the write they log,
+and `broadcast()` asks for one first), so once a gap is seen, the first transaction id not yet
+handed out (the xmax of a snapshot taken after that) is above its writer's: the feed gives the
+gap up once every transaction below that has ended and the row is still not there, a second or
+two after a rollback, and at its first read for the old ones a feed starts above.
+Elsewhere it gives a gap up after as long as the log keeps changes
+(`REST_LIVE_CHANGE_LOG_SECONDS`), as it does a transaction open longer than that.
 
 So the id of a change is not a place in the log a client can resume from: the feed's `through`
 is. Every change with an id up to it has been handed out (or given up as rolled back), and each
@@ -105,13 +108,15 @@ class ChangeFeed:
         """Read where the log ends, before any subscription reads its state: every change
         after this is delivered."""
         if self._newest is None:
-            newest, present, epoch, marked = await database_sync_to_async(_newest_ids)()
+            newest, present, epoch, marked, xmax = await database_sync_to_async(_newest_ids)()
             if self._newest is None:
                 self.epoch = epoch
                 self._marked = self._marked or marked
                 now = time.monotonic()
                 recent = range(max(newest - _RECENT, 0) + 1, newest)
                 self._gaps = {i: now for i in recent if i not in present}
+                if xmax is not None:  # a snapshot's taken after the reads: above their writers'
+                    self._ended_below = dict.fromkeys(self._gaps, xmax)
                 self._newest = newest
 
     def wake(self, payload=None):
@@ -204,7 +209,7 @@ class ChangeFeed:
                 continue
             fresh.append(row)
         if snapshot is not None:
-            self._give_up_ended(read, snapshot, now)
+            self._give_up_ended(read, snapshot)
         waiting = sorted(row[0] for row in fresh)  # ids not handed out yet, the lowest first
         handed = set()
         for rows in _by_transaction(fresh):
@@ -225,20 +230,17 @@ class ChangeFeed:
             self._pruned = now
             self.epoch = await database_sync_to_async(_prune)()
 
-    def _give_up_ended(self, read, snapshot, now):
+    def _give_up_ended(self, read, snapshot):
         """Give up the gaps among those just `read` whose writer has ended without the row:
-        it rolled back. `snapshot` is (xmin, xmax) of one taken before the read."""
+        it rolled back. `snapshot` is (xmin, xmax) of one taken before the read; every gap read
+        was seen at an earlier read, so its writer's transaction id is below this xmax."""
         xmin, xmax = snapshot
         for missing in read:
             if missing not in self._gaps:
                 continue  # it came
             below = self._ended_below.get(missing)
             if below is None:
-                # Not while young: the id is taken from the sequence a moment before the
-                # writer's transaction id is (broadcast()'s log rows), so a gap's first read
-                # might not find its writer among the snapshot's transactions yet.
-                if now - self._gaps[missing] >= _YOUNG_GAP_SECONDS:
-                    self._ended_below[missing] = xmax
+                self._ended_below[missing] = xmax
             elif xmin >= below:
                 del self._gaps[missing]  # its writer has ended, and the row is not there
                 del self._ended_below[missing]
@@ -347,30 +349,39 @@ _PAYLOAD_TYPES = (int, str, (list, type(None)), bool, (dict, type(None)), (list,
 
 def _newest_ids():
     """(the highest change id, the ids present among the last `_RECENT` below it, the log's
-    epoch, whether its commits are marked)."""
+    epoch, whether its commits are marked, on PostgreSQL the xmax of a snapshot taken after
+    those reads: None elsewhere)."""
     newest = log_head()
-    recent = LoggedChange.objects.filter(id__gt=newest - _RECENT).values_list("id", flat=True)
+    recent = set(LoggedChange.objects.filter(id__gt=newest - _RECENT).values_list("id", flat=True))
+    snapshot = _snapshot()
     return (
         newest,
-        set(recent),
+        recent,
         positions.epoch(_using()),
         triggers.commits_marked(_using(), LoggedChange._meta.db_table),
+        None if snapshot is None else snapshot[1],
     )
+
+
+def _snapshot():
+    """(xmin, xmax) of a snapshot taken now, on PostgreSQL; None elsewhere."""
+    connection = connections[_using()]
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT txid_snapshot_xmin(s), txid_snapshot_xmax(s) FROM txid_current_snapshot() s"
+        )
+        return cursor.fetchone()
 
 
 def _read(newest, gaps):
     """(changes after `newest` (the oldest first, at most _BATCH) and those among `gaps`, and
     on PostgreSQL (xmin, xmax) of a snapshot taken before them: None elsewhere)."""
     fields = ("id", "model", "pks", "created", "refs", "columns", "txid")
-    snapshot = None
-    if gaps and connections[_using()].vendor == "postgresql":
-        # Its own statement, so the reads' snapshots come after it: a transaction below its
-        # xmin had committed before they began, and they see what it wrote.
-        with connections[_using()].cursor() as cursor:
-            cursor.execute(
-                "SELECT txid_snapshot_xmin(s), txid_snapshot_xmax(s) FROM txid_current_snapshot() s"
-            )
-            snapshot = cursor.fetchone()
+    # Its own statement, so the reads' snapshots come after it: a transaction below its xmin
+    # had ended before they began, and they see what it wrote if it committed.
+    snapshot = _snapshot() if gaps else None
     rows = list(LoggedChange.objects.filter(id__gt=newest).values_list(*fields)[:_BATCH])
     if gaps:
         rows += LoggedChange.objects.filter(id__in=gaps).values_list(*fields)

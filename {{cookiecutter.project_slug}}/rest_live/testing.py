@@ -47,6 +47,17 @@ class APICommunicator(WebsocketCommunicator):
         self._request_ids = itertools.count(1)
         self._crash_reported = False
 
+    # Channels waits 1 s for a connect or a frame by default: a loaded CI machine can take
+    # longer to evaluate a change, and a test that waits longer costs nothing when it passes.
+    async def connect(self, timeout=TIMEOUT):
+        return await super().connect(timeout)
+
+    async def receive_from(self, timeout=TIMEOUT):
+        return await super().receive_from(timeout)
+
+    async def receive_json_from(self, timeout=TIMEOUT):
+        return await super().receive_json_from(timeout)
+
     async def receive_nothing(self, timeout=0.1, interval=0.01):
         """True if nothing arrives in `timeout`; fails, rather than passing, if the app has died."""
         self.assert_alive()

@@ -3,7 +3,6 @@ reconnects, or applies a transaction at once, or has no `id` in its serializer, 
 
 import asyncio
 import time
-from unittest import mock
 
 from django.contrib.auth.models import Group
 from django.db import connection, transaction
@@ -233,7 +232,6 @@ class ResumeTests(LiveTestCase):
     if connection.vendor == "postgresql":
 
         @override_settings(REST_LIVE_CHANGE_POLL_SECONDS=0.05)
-        @mock.patch.object(feed, "_YOUNG_GAP_SECONDS", 0.0)
         async def test_a_rolled_back_write_does_not_make_resumes_send_more(self):
             state = await self.away()
             socket = await self.connect()
