@@ -111,7 +111,10 @@ class Hub:
         async with self._membership:
             if not self._watchers:  # nobody joined while this waited
                 await self._leave_layer()
-                await self._stop()
+                # Nor while it left the group: one who did found the tasks running, and joins
+                # the group again once this is done.
+                if not self._watchers:
+                    await self._stop()
 
     async def caught_up(self):
         """Until the feed has read every change logged so far (at most `_CATCH_UP_SECONDS`): a

@@ -32,6 +32,19 @@ class LosingLayer(InMemoryChannelLayer):
         pass
 
 
+class SlowLeavingLayer(InMemoryChannelLayer):
+    """Takes its time to let a channel leave a group: until `release` is set."""
+
+    def __init__(self):
+        super().__init__()
+        self.leaving, self.release = asyncio.Event(), asyncio.Event()
+
+    async def group_discard(self, group, channel):
+        self.leaving.set()
+        await self.release.wait()
+        await super().group_discard(group, channel)
+
+
 QUICK_FEED = {"REST_LIVE_CHANGE_POLL_SECONDS": 0.05}
 LOSING_LAYER = {"default": {"BACKEND": "tests.test_change_log.LosingLayer"}}
 
@@ -379,6 +392,29 @@ class HubTests(TransactionTestCase):
             await hub.leave(Group, watcher)
             await hub.handle([LiveChange("auth.Group", (1,), 12)])
             self.assertEqual((watcher.begun, watcher.taken), ([11], [11]))
+
+        run(scenario())
+
+    @override_settings(**QUICK_FEED)
+    def test_a_socket_that_joins_while_the_last_one_leaves_is_handed_changes(self):
+        layer = SlowLeavingLayer()
+
+        async def scenario():
+            hub, first, second = Hub(layer), Watcher(), Watcher()
+            await hub.join(Group, first)
+            leaving = asyncio.ensure_future(hub.leave(Group, first))
+            await layer.leaving.wait()  # in the middle of leaving the layer's group
+            joining = asyncio.ensure_future(hub.join(Group, second))
+            await asyncio.sleep(0.01)
+            layer.release.set()
+            await leaving
+            await joining
+            await database_sync_to_async(Group.objects.create)(name="after the join")
+            deadline = time.monotonic() + 10
+            while not second.taken:
+                self.assertLess(time.monotonic(), deadline, "the hub stopped under a watcher")
+                await asyncio.sleep(0.01)
+            await hub.leave(Group, second)
 
         run(scenario())
 
