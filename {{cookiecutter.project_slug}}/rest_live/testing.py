@@ -58,6 +58,11 @@ class APICommunicator(WebsocketCommunicator):
     async def receive_json_from(self, timeout=TIMEOUT):
         return await super().receive_json_from(timeout)
 
+    # And 1 s for the consumer to finish disconnecting, then cancels it: cut short, it could
+    # leave a process's hub running for sockets that had all gone.
+    async def disconnect(self, code=1000, timeout=TIMEOUT):
+        await super().disconnect(code, timeout)
+
     async def receive_nothing(self, timeout=0.1, interval=0.01):
         """True if nothing arrives in `timeout`; fails, rather than passing, if the app has died."""
         self.assert_alive()
