@@ -79,6 +79,7 @@ class Hub:
         self._channel = None
         self._joined = None  # when the layer group was joined; None while it is not
         self._tasks = ()  # (layer, poll, collector[, listen]) while anyone watches
+        self._listening = None  # the listen task among them, on PostgreSQL
         self._has_channel = None  # an asyncio.Event, set once the layer gave this process a channel
         self._notified = False  # the database's notifications reach this process (listener.py)
         self.feed = ChangeFeed(self._handle_logged)
@@ -93,9 +94,11 @@ class Hub:
         if not self._tasks:
             self._has_channel = asyncio.Event()
             tasks = [self._receive(), self._poll(), collector.collect_between_changes(self._idle)]
-            if listener.can_listen(log_database()):
-                tasks.append(listener.listen(log_database(), self.feed.wake, self._hearing))
             self._tasks = tuple(asyncio.ensure_future(task) for task in tasks)
+            if listener.can_listen(log_database()):
+                listen = listener.listen(log_database(), self.feed.wake, self._hearing)
+                self._listening = asyncio.ensure_future(listen)
+                self._tasks += (self._listening,)
         async with self._membership:
             await self.feed.start()
             await self._join_layer()
@@ -290,6 +293,7 @@ class Hub:
 
     async def _stop(self):
         tasks, self._tasks = self._tasks, ()
+        listening, self._listening = self._listening, None
         for task in tasks:
             task.cancel()
         # A cancelled receive may delete its channel (channels_redis's pubsub layer does).
@@ -299,9 +303,8 @@ class Hub:
         # takes milliseconds; cancelled again meanwhile, as when the loop ends (a test's does
         # at once), psycopg abandons the connection with a warning. Let it finish. The others
         # need nothing done, and one reading the log may wait in a thread for the database.
-        listening = tasks[3:]
-        if listening:
-            await asyncio.wait(listening, timeout=_STOP_SECONDS)
+        if listening is not None:
+            await asyncio.wait([listening], timeout=_STOP_SECONDS)
 
     async def _probe(self):
         """While the layer is down, whether it answers again: channels_redis's pub/sub layer
