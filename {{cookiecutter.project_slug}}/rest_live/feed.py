@@ -143,15 +143,22 @@ class ChangeFeed:
             if self._reading is None:
                 self._reading = loop.create_future()
             try:
-                await asyncio.wait_for(asyncio.shield(self._reading), deadline - loop.time())
+                async with asyncio.timeout_at(deadline):
+                    await asyncio.shield(self._reading)
             except TimeoutError:
                 return False
         return True
 
     async def wait(self, timeout):
-        """Until woken (True), or `timeout` seconds (False)."""
+        """Until woken (True), or `timeout` seconds (False).
+
+        With `asyncio.timeout`, not `wait_for`: on Python 3.11, `wait_for` cancelled just as
+        what it waits for arrives returns it instead of raising, so a hub's poll stopped as a
+        commit woke it went on polling, and read the next feed's start before its first join.
+        """
         try:
-            await asyncio.wait_for(self._woken.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._woken.wait()
         except TimeoutError:
             return False
         return True

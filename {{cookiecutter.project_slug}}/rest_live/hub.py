@@ -93,7 +93,11 @@ class Hub:
         self._watchers.setdefault(_label(model), {})[watcher] = None
         if not self._tasks:
             self._has_channel = asyncio.Event()
-            tasks = [self._receive(), self._poll(), collector.collect_between_changes(self._idle)]
+            tasks = [
+                self._receive(),
+                self._poll(self.feed),
+                collector.collect_between_changes(self._idle),
+            ]
             self._tasks = tuple(asyncio.ensure_future(task) for task in tasks)
             if listener.can_listen(log_database()):
                 listen = listener.listen(log_database(), self.feed.wake, self._hearing)
@@ -251,9 +255,8 @@ class Hub:
                 # receive as soon as there is a channel, and try again at each poll.
                 self._has_channel.clear()
                 try:
-                    await asyncio.wait_for(
-                        self._has_channel.wait(), conf.setting("CHANGE_POLL_SECONDS")
-                    )
+                    async with asyncio.timeout(conf.setting("CHANGE_POLL_SECONDS")):
+                        await self._has_channel.wait()
                 except TimeoutError:
                     pass
                 continue
@@ -271,11 +274,14 @@ class Hub:
             elif message.get("type") == CHANGE_MESSAGE:
                 await self.handle([Change.from_message(message)])
 
-    async def _poll(self):
+    async def _poll(self, feed):
+        # Its own feed, never the next one: were it to outlive the hub's stop, it could read
+        # where the log ends before the next join, which would then hand out what committed
+        # in between, though the joiner reads it with its state.
         woken = False
         while True:
             try:
-                await self.feed.poll(woken)
+                await feed.poll(woken)
             except DatabaseError as error:
                 # The database is unreachable, or restarting: try again at the next poll.
                 logger.warning("rest_live could not read the change log: %s", error)
@@ -283,7 +289,7 @@ class Hub:
                 logger.exception("rest_live could not read the change log")
             await self._rejoin()
             await self._probe()
-            woken = await self.feed.wait(conf.setting("CHANGE_POLL_SECONDS"))
+            woken = await feed.wait(conf.setting("CHANGE_POLL_SECONDS"))
 
     def _idle(self):
         return not self._handling.locked()
@@ -312,10 +318,8 @@ class Hub:
         if self._layer is None or not layer_outage.outage.is_down():
             return
         try:
-            await asyncio.wait_for(
-                self._layer.group_send(_PROBE_GROUP, {"type": "rest_live.probe"}),
-                conf.setting("CHANGE_POLL_SECONDS"),
-            )
+            async with asyncio.timeout(conf.setting("CHANGE_POLL_SECONDS")):
+                await self._layer.group_send(_PROBE_GROUP, {"type": "rest_live.probe"})
         except Exception as error:
             layer_outage.outage.failed(error)
         else:

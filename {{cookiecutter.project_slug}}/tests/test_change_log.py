@@ -418,6 +418,30 @@ class HubTests(TransactionTestCase):
 
         run(scenario())
 
+    def test_a_hub_stopped_just_as_a_commit_wakes_it_stops_reading_the_log(self):
+        # Python 3.11's asyncio.wait_for, cancelled just as what it waits for arrives, returns
+        # it: the poll outlived the hub's stop, and read where the log ended before the next
+        # join, which then handed its socket changes older than the state it read.
+        async def scenario():
+            hub, watcher = Hub(layer=None), Watcher()
+            for turns in range(6):  # how far the wake-up has got when the stop comes
+                await hub.join(Group, watcher)
+                await database_sync_to_async(Group.objects.create)(name=f"{turns} turns")
+                # Once the poll has read it, it waits to be woken again.
+                await hub.feed.read_up_to(await database_sync_to_async(feed.log_head)(), 5)
+                tasks = hub._tasks
+                hub.feed.wake()
+                for _ in range(turns):
+                    await asyncio.sleep(0)
+                await hub.leave(Group, watcher)
+                deadline = time.monotonic() + 5
+                while not all(task.done() for task in tasks):
+                    self.assertLess(time.monotonic(), deadline, f"still polling ({turns} turns)")
+                    await asyncio.sleep(0.01)
+                self.assertFalse(hub.feed.started)
+
+        run(scenario())
+
     if connection.vendor == "postgresql":
 
         def test_the_last_socket_leaving_as_the_listener_starts_ends_its_query(self):
