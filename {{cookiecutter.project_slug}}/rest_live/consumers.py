@@ -34,6 +34,9 @@ class Held(NamedTuple):
     model: type
     after: int  # outcomes of evaluations up to this one are older than its snapshot
     snapshot: bool  # it started from a snapshot or a resume: the client holds its state
+    # The changes its `resumed` frame carried, which the feed may hand out after it (when it
+    # reads the log later than the catch-up did): their broadcasts would repeat the frame.
+    carried: frozenset = frozenset()
 
 
 class SubscriptionConsumer(AsyncWebsocketConsumer):
@@ -251,7 +254,10 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
             raise
         label, source = model._meta.label, model._meta.concrete_model._meta.label
         after = state.after if state else 0
-        self._subscriptions[request.id] = Held(label, source, live, model, after, bool(state))
+        carried = state.carried if isinstance(state, CatchUp) else frozenset()
+        self._subscriptions[request.id] = Held(
+            label, source, live, model, after, bool(state), carried
+        )
         metrics.SUBSCRIPTIONS.inc()
         activity.debug("%s subscribed %r: %s", self._name(), request.id, subscriber.describe())
         # Sent before this handler returns, so before any broadcast this socket handles next.
@@ -322,6 +328,13 @@ class SubscriptionConsumer(AsyncWebsocketConsumer):
                 )
                 await self.send(reset)
                 continue
+            if held.carried:
+                if change.position in held.carried:
+                    continue
+                if change.through is not None and change.through >= max(held.carried):
+                    # Handed out up to the last: what comes now is newer than the frame.
+                    if self._subscriptions.get(request_id) is held:  # not dropped meanwhile
+                        self._subscriptions[request_id] = held._replace(carried=frozenset())
             position = positions.text(hub().feed.epoch, change.through)
             for action, pk, instance in events:
                 if action == protocol.UPDATED and pk in change.created and not held.snapshot:

@@ -401,14 +401,15 @@ def log_head():
 
 
 def changes_after(through, labels, most):
-    """The changes logged after id `through` to the models `labels`, one `Change` per model
-    (all their rows merged); None if they are more than `most` rows."""
+    """(the changes logged after id `through` to the models `labels`, one `Change` per model
+    (all their rows merged), and the ids of the log rows read); None if they are more than
+    `most` rows."""
     fields = ("id", "model", "pks", "created", "refs", "columns")
     found = LoggedChange.objects.filter(id__gt=through, model__in=labels).values_list(*fields)
     rows = list(found[: most + 1])
     if len(rows) > most:
         return None
-    return list(_coalesced(rows))
+    return list(_coalesced(rows)), frozenset(row[0] for row in rows)
 
 
 def _prune():

@@ -115,6 +115,12 @@ class Hub:
             self._watchers.pop(label, None)
         if self._watchers:
             return
+        # Shielded: a socket cancelled as it leaves (its consumer's own timeout, say) would
+        # otherwise leave the hub reading the log for nobody, and its next join would find a
+        # feed that started long before it.
+        await asyncio.shield(self._stop_unless_watched())
+
+    async def _stop_unless_watched(self):
         async with self._membership:
             if not self._watchers:  # nobody joined while this waited
                 await self._leave_layer()

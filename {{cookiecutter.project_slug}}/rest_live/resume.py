@@ -15,9 +15,9 @@ from rest_live.positions import Unresumable
 
 
 def catch_up(subscriber, position, epoch, shown):
-    """[(action, pk, rendered instance)] of what changed after `position` for `subscriber`, an
-    authorized subscriber who sees `shown` objects now. Raises `Unresumable`. Runs in the
-    database thread."""
+    """([(action, pk, rendered instance)] of what changed after `position` for `subscriber`, an
+    authorized subscriber who sees `shown` objects now, and the change ids that covers). Raises
+    `Unresumable`. Runs in the database thread."""
     if router.db_for_write(subscriber.model) != log_database():
         raise Unresumable(
             "unlogged", "This model's changes are not in the change log: here is a snapshot."
@@ -27,9 +27,10 @@ def catch_up(subscriber, position, epoch, shown):
     own = subscriber.model._meta.concrete_model._meta.label
     related = registry.dependencies_of(subscriber.view_class)
     labels = {own} | {dependency.model._meta.label for dependency in related}
-    changes = feed.changes_after(through, labels, most)
-    if changes is None:
+    read = feed.changes_after(through, labels, most)
+    if read is None:
         raise _too_many()
+    changes, ids = read
     pks, created = {}, set()
     for change in changes:
         if change.truncated:
@@ -42,7 +43,7 @@ def catch_up(subscriber, position, epoch, shown):
                 pks.update(dict.fromkeys(dependencies.affected(dependency, change)))
         if len(pks) > most:
             raise _too_many()
-    return subscriber.catch_up(list(pks), created)
+    return subscriber.catch_up(list(pks), created), ids
 
 
 def _too_many():

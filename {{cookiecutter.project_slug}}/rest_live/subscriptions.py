@@ -52,6 +52,7 @@ class Snapshot:
 class CatchUp:
     events: list  # [(action, pk, rendered instance)] of what changed after the client's position
     after: int  # the evaluations it already includes, as for a `Snapshot`
+    carried: frozenset  # the change ids whose effects `events` shows
 
 
 class LiveSubscription:
@@ -93,10 +94,10 @@ class LiveSubscription:
         async def take():
             if self._visible is None:
                 self._visible = await database_sync_to_async(self.subscriber.visible_now)()
-            events = await database_sync_to_async(resume.catch_up)(
+            events, carried = await database_sync_to_async(resume.catch_up)(
                 subscriber, position, epoch, len(self._visible)
             )
-            return CatchUp(events, self._clock)
+            return CatchUp(events, self._clock, carried)
 
         return await self._in_turn(take)
 

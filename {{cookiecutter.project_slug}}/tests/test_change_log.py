@@ -418,6 +418,25 @@ class HubTests(TransactionTestCase):
 
         run(scenario())
 
+    def test_the_last_socket_cancelled_as_it_leaves_still_stops_the_hub(self):
+        layer = SlowLeavingLayer()
+
+        async def scenario():
+            hub, watcher = Hub(layer), Watcher()
+            await hub.join(Group, watcher)
+            tasks = hub._tasks
+            leaving = asyncio.ensure_future(hub.leave(Group, watcher))
+            await layer.leaving.wait()  # in the middle of leaving the layer's group
+            leaving.cancel()
+            layer.release.set()
+            deadline = time.monotonic() + 5
+            while not all(task.done() for task in tasks):
+                self.assertLess(time.monotonic(), deadline, "the hub reads on for nobody")
+                await asyncio.sleep(0.01)
+            self.assertFalse(hub.feed.started)
+
+        run(scenario())
+
     def test_a_hub_stopped_just_as_a_commit_wakes_it_stops_reading_the_log(self):
         # Python 3.11's asyncio.wait_for, cancelled just as what it waits for arrives, returns
         # it: the poll outlived the hub's stop, and read where the log ended before the next

@@ -3,6 +3,7 @@ reconnects, or applies a transaction at once, or has no `id` in its serializer, 
 
 import asyncio
 import time
+from unittest import mock
 
 from django.contrib.auth.models import Group
 from django.db import connection, transaction
@@ -178,6 +179,35 @@ class ResumeTests(LiveTestCase):
         self.assertGreater(number(resumed["position"]), number(state.position) - 1)
 
         await self.db(Group.objects.filter(name="keep").update, name="kept")  # live from here
+        state.apply(await self.assertBroadcast(socket, "UPDATED", {"name": "kept"}))
+        self.assertEqual(state.of(1), await self.db(rest_view))
+
+    @override_settings(
+        CHANNEL_LAYERS={"default": {"BACKEND": "tests.test_change_log.LosingLayer"}},
+        REST_LIVE_NOTIFY=False,
+        REST_LIVE_CHANGE_POLL_SECONDS=60,
+    )
+    async def test_a_change_the_resumed_frame_carried_is_not_broadcast_again(self):
+        # A server reading the log more than half a second behind: the catch-up reads the
+        # changes before the feed does, which then hands them to the resumed socket too.
+        state = await self.away()
+        watching = await self.connect()  # the process's feed reads the log from here on
+        await self.subscribe(watching, MODEL, id=1)
+        await self.db(Group.objects.filter(name="rename").update, name="renamed")
+        read = feed._read
+
+        def read_late(*args):
+            time.sleep(1)  # longer than a resume waits for the feed (hub._CATCH_UP_SECONDS)
+            return read(*args)
+
+        with mock.patch.object(feed, "_read", read_late):
+            socket, resumed = await self.resume(state.position)
+        self.assertEqual([item["instance"]["name"] for item in resumed["broadcasts"]], ["renamed"])
+        state.apply(resumed)
+        await self.assertBroadcast(watching, "UPDATED", {"name": "renamed"})  # read since
+
+        await self.db(Group.objects.filter(name="keep").update, name="kept")
+        hub().feed.wake()  # the wake-up the layer lost
         state.apply(await self.assertBroadcast(socket, "UPDATED", {"name": "kept"}))
         self.assertEqual(state.of(1), await self.db(rest_view))
 
