@@ -58,8 +58,8 @@ class APICommunicator(WebsocketCommunicator):
     async def receive_json_from(self, timeout=TIMEOUT):
         return await super().receive_json_from(timeout)
 
-    # And 1 s for the consumer to finish disconnecting, then cancels it: cut short, it could
-    # leave a process's hub running for sockets that had all gone.
+    # And 1 s for the consumer to finish disconnecting, then cancels it: on a loaded machine
+    # that cut letting go of its subscriptions short, in the middle of a test.
     async def disconnect(self, code=1000, timeout=TIMEOUT):
         await super().disconnect(code, timeout)
 
